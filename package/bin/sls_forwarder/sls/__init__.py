@@ -1,0 +1,1 @@
+"""The SLS side: endpoint, signing, REST client, LogGroup decoder, consumer-group coordinator."""

@@ -1,0 +1,1 @@
+"""The Splunk side: event shaping, the XML stream sink, HEC delivery, splunkd REST."""
