@@ -1,0 +1,138 @@
+"""Splunkd REST through solnlib: the account, settings and HEC destinations (secrets decrypted), and local HEC."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Dict, Tuple
+from urllib.parse import urlsplit
+
+from ..config import HecDestination, ProxySettings
+from ..errors import ConfigError
+
+__all__ = ["SplunkdSettings", "APP_ID", "LOCAL_HEC_INPUT"]
+
+APP_ID = "TA-aliyun-sls"
+ACCOUNT_CONF = "ta_aliyun_sls_account"
+SETTINGS_CONF = "ta_aliyun_sls_settings"
+HEC_CONF = "ta_aliyun_sls_hec_destination"
+LOCAL_HEC_INPUT = "ta_aliyun_sls"
+DEFAULT_MAX_CONTENT_LENGTH = 1_000_000
+
+logger = logging.getLogger("sls_forwarder.splunkd")
+
+
+def _realm(conf: str) -> str:
+    # The realm UCC's REST handlers use for the encrypted fields of one conf file.
+    return f"__REST_CREDENTIAL__#{APP_ID}#configs/conf-{conf}"
+
+
+class SplunkdSettings:
+    """Reads this app's configuration from splunkd with the session key splunkd gave the input."""
+
+    def __init__(self, server_uri: str, session_key: str, app: str = APP_ID) -> None:
+        parts = urlsplit(server_uri)
+        self.scheme = parts.scheme or "https"
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 8089
+        self._session_key = session_key
+        self._app = app
+
+    def _stanza(self, conf: str, stanza: str, what: str) -> Dict[str, str]:
+        from solnlib import conf_manager
+
+        manager = conf_manager.ConfManager(self._session_key, self._app, realm=_realm(conf),
+                                           scheme=self.scheme, host=self.host, port=self.port)
+        try:
+            return manager.get_conf(conf).get(stanza)
+        except conf_manager.ConfStanzaNotExistException:
+            raise ConfigError(f"{what} {stanza!r} is not configured (Configuration page of {APP_ID})") from None
+        except conf_manager.ConfManagerException:
+            raise ConfigError(f"{what} {stanza!r} is not configured: {conf}.conf does not exist yet") from None
+
+    def account(self, name: str) -> Tuple[str, str]:
+        """The AccessKey pair of an account, the secret decrypted from storage/passwords.
+
+        Raises:
+            ConfigError: the account does not exist or has no key.
+        """
+        stanza = self._stanza(ACCOUNT_CONF, name, "account")
+        key_id = str(stanza.get("access_key_id") or "").strip()
+        secret = str(stanza.get("access_key_secret") or "")
+        if not key_id or not secret or secret == "******":
+            raise ConfigError(f"account {name!r} has no AccessKey ID or secret")
+        return key_id, secret
+
+    def proxy(self) -> ProxySettings:
+        try:
+            return ProxySettings.from_settings(self._stanza(SETTINGS_CONF, "proxy", "proxy settings"))
+        except ConfigError as err:
+            if "is not configured" in str(err):
+                return ProxySettings()
+            raise
+
+    def log_level(self) -> str:
+        try:
+            level = str(self._stanza(SETTINGS_CONF, "logging", "logging settings").get("loglevel") or "INFO")
+        except ConfigError:
+            return "INFO"
+        return level.upper() if level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL") else "INFO"
+
+    def hec_destination(self, name: str) -> HecDestination:
+        return HecDestination.from_conf(name, self._stanza(HEC_CONF, name, "HEC destination"))
+
+    def server_name(self, fallback: str) -> str:
+        """This Splunk instance's serverName, which makes consumer names unique in the fleet."""
+        from solnlib import splunk_rest_client
+
+        try:
+            client = splunk_rest_client.SplunkRestClient(self._session_key, "-", scheme=self.scheme,
+                                                         host=self.host, port=self.port)
+            return str(client.info["serverName"]) or fallback
+        except Exception as err:  # the name is only a label: fall back rather than stop the input
+            logger.warning("action=server_name_fallback reason=%r fallback=%s", type(err).__name__, fallback)
+            return fallback
+
+    def local_hec(self, index: str) -> Tuple[HecDestination, int]:
+        """Enable this instance's HEC and a token of the add-on's own, as solnlib's HECEventWriter does.
+
+        Returns:
+            The destination (URL on this host, Splunk's CA, no host-name check) and max_content_length.
+
+        Raises:
+            ConfigError: HEC cannot be enabled or the token cannot be created with this session's rights.
+        """
+        from solnlib.hec_config import HECConfig
+
+        hec = HECConfig(self._session_key, scheme=self.scheme, host=self.host, port=self.port)
+        try:
+            settings = hec.get_settings()
+            if str(settings.get("disabled", "0")) in ("1", "true", "True"):
+                hec.update_settings({"disabled": 0})
+                settings = hec.get_settings()
+            token_input = hec.get_input(LOCAL_HEC_INPUT)
+            if not token_input:
+                token_input = hec.create_input(LOCAL_HEC_INPUT, {"index": index, "indexes": index})
+            elif str(token_input.get("disabled", "0")) in ("1", "true", "True"):
+                hec.update_input(LOCAL_HEC_INPUT, {"disabled": 0})
+            limits = hec.get_limits()
+        except Exception as err:
+            raise ConfigError(f"cannot enable the local HTTP Event Collector over splunkd REST: "
+                              f"{type(err).__name__}: {err}") from None
+        scheme = "https" if str(settings.get("enableSSL", "1")) in ("1", "true", "True") else "http"
+        port = int(settings.get("port") or 8088)
+        token = str(token_input.get("token") or "")
+        if not token:
+            raise ConfigError("the local HEC token has no value; check data/inputs/http/ta_aliyun_sls")
+        ca_bundle = _splunk_ca_bundle()
+        destination = HecDestination(name="local", url=f"{scheme}://{self.host}:{port}", token=token,
+                                     use_ack=False, verify_tls=bool(ca_bundle), ca_bundle=ca_bundle)
+        max_content_length = int(limits.get("max_content_length") or DEFAULT_MAX_CONTENT_LENGTH)
+        return destination, max_content_length
+
+
+def _splunk_ca_bundle() -> str:
+    """Splunk's own CA, which signs the default HEC certificate (whose name does not match the host)."""
+    home = os.environ.get("SPLUNK_HOME", "")
+    path = os.path.join(home, "etc", "auth", "cacert.pem") if home else ""
+    return path if path and os.path.exists(path) else ""
