@@ -18,6 +18,7 @@ SETTINGS_CONF = "ta_aliyun_sls_settings"
 HEC_CONF = "ta_aliyun_sls_hec_destination"
 LOCAL_HEC_INPUT = "ta_aliyun_sls"
 DEFAULT_MAX_CONTENT_LENGTH = 1_000_000
+MASK = "******"  # what UCC writes in the .conf in place of an encrypted value
 
 logger = logging.getLogger("sls_forwarder.splunkd")
 
@@ -38,17 +39,37 @@ class SplunkdSettings:
         self._session_key = session_key
         self._app = app
 
-    def _stanza(self, conf: str, stanza: str, what: str) -> Dict[str, str]:
+    def _stanza(self, conf: str, stanza: str, what: str, secret_fields: Tuple[str, ...] = ()) -> Dict[str, str]:
+        """Read a stanza with its encrypted fields decrypted.
+
+        A secret pushed in clear text (a deployment server cannot push encrypted values) is moved into
+        storage/passwords on first read, as UCC's own REST handler would, and the .conf keeps only the mask.
+        """
         from solnlib import conf_manager
+        from solnlib.credentials import CredentialNotExistException
 
         manager = conf_manager.ConfManager(self._session_key, self._app, realm=_realm(conf),
                                            scheme=self.scheme, host=self.host, port=self.port)
         try:
-            return manager.get_conf(conf).get(stanza)
+            conf_file = manager.get_conf(conf)
+            values = conf_file.get(stanza)
         except conf_manager.ConfStanzaNotExistException:
             raise ConfigError(f"{what} {stanza!r} is not configured (Configuration page of {APP_ID})") from None
         except conf_manager.ConfManagerException:
             raise ConfigError(f"{what} {stanza!r} is not configured: {conf}.conf does not exist yet") from None
+        except (CredentialNotExistException, KeyError):
+            raise ConfigError(f"{what} {stanza!r}: a field reads {MASK} but no secret is stored for it; enter it "
+                              f"again on the Configuration page (a deployment-server update may have removed "
+                              f"local/passwords.conf)") from None
+        clear = {f: values[f] for f in secret_fields if values.get(f) and values[f] != MASK}
+        if clear:
+            try:
+                conf_file.update(stanza, clear, encrypt_keys=list(clear))
+                logger.info("action=secret_encrypted conf=%s stanza=%s fields=%s", conf, stanza, ",".join(clear))
+            except Exception as err:  # the secret still works this run; say why it stays in clear text
+                logger.warning("action=secret_encrypt_failed conf=%s stanza=%s error=%s", conf, stanza,
+                               type(err).__name__)
+        return values
 
     def account(self, name: str) -> Tuple[str, str]:
         """The AccessKey pair of an account, the secret decrypted from storage/passwords.
@@ -56,16 +77,17 @@ class SplunkdSettings:
         Raises:
             ConfigError: the account does not exist or has no key.
         """
-        stanza = self._stanza(ACCOUNT_CONF, name, "account")
+        stanza = self._stanza(ACCOUNT_CONF, name, "account", ("access_key_secret",))
         key_id = str(stanza.get("access_key_id") or "").strip()
         secret = str(stanza.get("access_key_secret") or "")
-        if not key_id or not secret or secret == "******":
+        if not key_id or not secret:
             raise ConfigError(f"account {name!r} has no AccessKey ID or secret")
         return key_id, secret
 
     def proxy(self) -> ProxySettings:
         try:
-            return ProxySettings.from_settings(self._stanza(SETTINGS_CONF, "proxy", "proxy settings"))
+            return ProxySettings.from_settings(self._stanza(SETTINGS_CONF, "proxy", "proxy settings",
+                                                            ("proxy_password",)))
         except ConfigError as err:
             if "is not configured" in str(err):
                 return ProxySettings()
@@ -79,7 +101,7 @@ class SplunkdSettings:
         return level.upper() if level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL") else "INFO"
 
     def hec_destination(self, name: str) -> HecDestination:
-        return HecDestination.from_conf(name, self._stanza(HEC_CONF, name, "HEC destination"))
+        return HecDestination.from_conf(name, self._stanza(HEC_CONF, name, "HEC destination", ("token",)))
 
     def server_name(self, fallback: str) -> str:
         """This Splunk instance's serverName, which makes consumer names unique in the fleet."""
