@@ -63,6 +63,7 @@ class FakeSlsClient:
         self.heartbeat_hook: Optional[Callable[[str, List[int]], None]] = None
         self.commit_hook: Optional[Callable[[int, str], None]] = None
         self.pull_count = 0
+        self.queries: Set[str] = set()
 
     # -- test controls
     def append(self, shard_id: int, count: int, log_time: Optional[int] = None) -> None:
@@ -186,6 +187,7 @@ class FakeSlsClient:
         self._fault("pull_logs")
         with self.lock:
             self.pull_count += 1
+            self.queries.add(query)
             state = self._shard(shard_id)
             start = self._valid_index(state, cursor)
             stop = min(len(state.times), start + count)
@@ -250,10 +252,15 @@ class FakeSink:
         with self._cond:
             return {tuple(int(x) for x in e.decode().split(":")) for e in self.delivered}
 
-    def complete(self, count: Optional[int] = None, shuffle: bool = True) -> int:
-        """Deliver up to ``count`` pending batches (all if None), in random order when ``shuffle``."""
+    def pending_batches(self) -> List[ShardBatch]:
         with self._cond:
-            chosen = list(self._pending)
+            return [batch for batch, _ in self._pending]
+
+    def complete(self, count: Optional[int] = None, shuffle: bool = True,
+                 only: Optional[Callable[[ShardBatch], bool]] = None) -> int:
+        """Deliver up to ``count`` pending batches (all if None) accepted by ``only``, shuffled when ``shuffle``."""
+        with self._cond:
+            chosen = [item for item in self._pending if only is None or only(item[0])]
             if shuffle:
                 self._random.shuffle(chosen)
             chosen = chosen[:count] if count is not None else chosen

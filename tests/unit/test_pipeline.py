@@ -1,0 +1,389 @@
+"""Pipeline: exactly-once delivery with out-of-order completion, checkpoints never past undelivered data,
+InvalidCursor handling, back-pressure, readonly shards, revocation and ordered shutdown. All with in-memory fakes."""
+
+import collections
+import threading
+
+import pytest
+
+from sls_forwarder.errors import ConfigError, InvalidCursorError, RetryableError
+from sls_forwarder.pipeline import Pipeline, PipelineSettings
+from tests.unit.fakes import FakeShaper, FakeSink, FakeSlsClient, cursor_index, encode_cursor, fake_decode, wait_for
+
+CONSUMER = "cg-host-input"
+
+
+def settings(**overrides):
+    values = dict(logstore="store", consumer_group="cg", consumer=CONSUMER, start_position="begin", pull_count=10,
+                  heartbeat_interval=0.1, checkpoint_interval=0.05, max_batches_in_flight=3, idle_poll_min=0.01,
+                  idle_poll_max=0.05, shard_status_ttl=0.05, error_backoff_cap=0.05)
+    values.update(overrides)
+    return PipelineSettings(**values)
+
+
+class CommitGuard:
+    """Checks, at the moment of every checkpoint commit, that all data before the cursor was delivered."""
+
+    def __init__(self, client, sink, first_index=None):
+        self.sink = sink
+        self.first_index = first_index or {}
+        self.violations = []
+        self.checked = 0
+        self.lock = threading.Lock()
+        client.commit_hook = self
+
+    def __call__(self, shard_id, cursor):
+        delivered = self.sink.delivered_ids()
+        upto = cursor_index(cursor)
+        missing = [i for i in range(self.first_index.get(shard_id, 0), upto) if (shard_id, i) not in delivered]
+        with self.lock:
+            self.checked += 1
+            if missing:
+                self.violations.append((shard_id, upto, missing[:5]))
+
+
+@pytest.fixture
+def made():
+    pipelines = []
+    yield pipelines
+    for pipeline in pipelines:
+        if not pipeline.stopping():
+            pipeline.stop(timeout=10)
+
+
+def start_pipeline(made, client, sink, shaper=None, **overrides):
+    pipeline = Pipeline(client, sink, shaper or FakeShaper(), settings(**overrides), decode=fake_decode)
+    made.append(pipeline)
+    pipeline.start()
+    return pipeline
+
+
+def delivered_counts(sink):
+    return collections.Counter(sink.delivered)
+
+
+def committed_everything(client, shards):
+    return all(client.committed_index(s) == len(client.shards[s].times) for s in shards)
+
+
+# ---------------------------------------------------------------- delivery and checkpoints
+
+def test_every_log_group_is_delivered_exactly_once_with_out_of_order_completion(made):
+    journal = []
+    client = FakeSlsClient(shard_count=3, journal=journal)
+    for shard, count in ((0, 95), (1, 40), (2, 0)):
+        client.append(shard, count)
+    client.assign(CONSUMER, {0, 1, 2})
+    sink = FakeSink(auto=True, journal=journal)
+    guard = CommitGuard(client, sink)
+    pipeline = start_pipeline(made, client, sink)
+
+    assert wait_for(lambda: len(sink.delivered) == 135)
+    client.append(1, 17)  # data arriving later is picked up too
+    assert wait_for(lambda: len(sink.delivered) == 152)
+    assert wait_for(lambda: committed_everything(client, (0, 1)))
+    pipeline.stop(timeout=10)
+
+    counts = delivered_counts(sink)
+    assert set(counts.values()) == {1}, "no duplicates"
+    assert set(counts) == {b"0:%d" % i for i in range(95)} | {b"1:%d" % i for i in range(57)}
+    assert guard.violations == []
+    assert guard.checked >= 2
+    # the empty shard commits its start cursor, so a restart does not resolve the start position again
+    assert client.committed_index(2) == 0
+    assert client.queries == {""}
+
+
+def test_checkpoint_stays_before_the_oldest_undelivered_batch(made):
+    client = FakeSlsClient(shard_count=1)
+    client.append(0, 30)
+    client.assign(CONSUMER, {0})
+    sink = FakeSink()
+    guard = CommitGuard(client, sink)
+    start_pipeline(made, client, sink, max_batches_in_flight=3)
+
+    assert wait_for(lambda: sink.pending() == 3)
+    assert [b.cursor for b in sink.pending_batches()] == [encode_cursor(0), encode_cursor(10), encode_cursor(20)]
+    # deliver the two newer batches only: the checkpoint must not move past the first one
+    assert sink.complete(only=lambda b: b.cursor != encode_cursor(0)) == 2
+    assert wait_for(lambda: client.committed_index(0) == 0)
+    assert not wait_for(lambda: client.committed_index(0) != 0, timeout=0.3)
+    sink.complete()
+    assert wait_for(lambda: client.committed_index(0) == 30)
+    assert guard.violations == []
+
+
+def test_resumes_from_the_server_checkpoint_and_ignores_the_start_position(made):
+    client = FakeSlsClient(shard_count=1)
+    client.append(0, 25)
+    client.checkpoints[0] = (encode_cursor(12), "earlier-run")
+    client.assign(CONSUMER, {0})
+    sink = FakeSink(auto=True)
+    start_pipeline(made, client, sink, start_position="end")
+    assert wait_for(lambda: client.committed_index(0) == 25)
+    assert sorted(sink.delivered_ids()) == [(0, i) for i in range(12, 25)]
+
+
+def test_start_position_end_and_time_apply_only_without_a_checkpoint(made):
+    client = FakeSlsClient(shard_count=2)
+    client.append(0, 5, log_time=1000)
+    client.append(1, 4, log_time=1000)
+    client.append(1, 6, log_time=2000)
+    client.assign(CONSUMER, {0, 1})
+    sink = FakeSink(auto=True)
+    start_pipeline(made, client, sink, start_position=1500)
+    assert wait_for(lambda: committed_everything(client, (0, 1)))
+    assert sorted(sink.delivered_ids()) == [(1, i) for i in range(4, 10)]
+
+
+def test_start_position_end_commits_the_start_so_a_restart_does_not_skip(made):
+    client = FakeSlsClient(shard_count=1)
+    client.append(0, 7)
+    client.assign(CONSUMER, {0})
+    sink = FakeSink(auto=True)
+    pipeline = start_pipeline(made, client, sink, start_position="end")
+    assert wait_for(lambda: client.committed_index(0) == 7)
+    pipeline.stop(timeout=10)
+    assert sink.delivered == []
+
+
+def test_batches_without_events_still_move_the_checkpoint(made):
+    class DropShardOne(FakeShaper):
+        def shape(self, groups):
+            return super().shape([g for g in groups if g[0] != 1])
+
+    client = FakeSlsClient(shard_count=2)
+    client.append(0, 12)
+    client.append(1, 23)
+    client.assign(CONSUMER, {0, 1})
+    sink = FakeSink(auto=True)
+    start_pipeline(made, client, sink, shaper=DropShardOne(), query="* | where a = 1")
+    assert wait_for(lambda: committed_everything(client, (0, 1)))
+    assert sorted(sink.delivered_ids()) == [(0, i) for i in range(12)]
+    assert client.queries == {"* | where a = 1"}
+
+
+def test_delivered_hook_sees_every_batch(made):
+    seen = []
+    client = FakeSlsClient(shard_count=1)
+    client.append(0, 21)
+    client.assign(CONSUMER, {0})
+    sink = FakeSink(auto=True)
+    pipeline = Pipeline(client, sink, FakeShaper(), settings(), decode=fake_decode, on_delivered=seen.append)
+    made.append(pipeline)
+    pipeline.start()
+    assert wait_for(lambda: sum(len(b.events) for b in seen) == 21)
+
+
+# ---------------------------------------------------------------- InvalidCursor
+
+def test_a_transient_invalid_cursor_is_retried_without_skipping(made):
+    client = FakeSlsClient(shard_count=1)
+    client.append(0, 30)
+    client.assign(CONSUMER, {0})
+    client.fail("pull_logs", InvalidCursorError("invalid cursor", code="InvalidCursor", status=400))
+    sink = FakeSink(auto=True)
+    start_pipeline(made, client, sink)
+    assert wait_for(lambda: client.committed_index(0) == 30)
+    assert delivered_counts(sink) == collections.Counter(b"0:%d" % i for i in range(30))
+
+
+def test_an_invalid_cursor_never_jumps_to_the_end(made):
+    client = FakeSlsClient(shard_count=1)
+    client.append(0, 40)
+    client.assign(CONSUMER, {0})
+    client.fail("pull_logs", *[InvalidCursorError("invalid cursor", code="InvalidCursor", status=400)] * 6)
+    sink = FakeSink(auto=True)
+    start_pipeline(made, client, sink)
+    assert wait_for(lambda: client.committed_index(0) == 40)
+    assert ("get_cursor", 0, "end") not in client.journal
+    assert set(sink.delivered_ids()) == {(0, i) for i in range(40)}
+
+
+def test_expired_data_restarts_from_the_oldest_retained_log_and_logs_the_gap(made, caplog):
+    client = FakeSlsClient(shard_count=1)
+    client.append(0, 50)
+    client.checkpoints[0] = (encode_cursor(5), "earlier-run")
+    client.expire(0, 20)  # groups 5..19 expired before we read them
+    client.assign(CONSUMER, {0})
+    sink = FakeSink(auto=True)
+    with caplog.at_level("ERROR", logger="sls_forwarder.pipeline"):
+        start_pipeline(made, client, sink)
+        assert wait_for(lambda: client.committed_index(0) == 50)
+    assert sorted(sink.delivered_ids()) == [(0, i) for i in range(20, 50)]
+    assert ("get_cursor", 0, "end") not in client.journal
+    gap = [r.getMessage() for r in caplog.records if "action=cursor_expired" in r.getMessage()]
+    assert len(gap) == 1 and "shard=0" in gap[0] and "gap" in gap[0]
+
+
+# ---------------------------------------------------------------- back-pressure
+
+def test_a_stalled_sink_bounds_the_batches_in_flight(made):
+    client = FakeSlsClient(shard_count=2)
+    client.append(0, 2000)
+    client.append(1, 2000)
+    client.assign(CONSUMER, {0, 1})
+    sink = FakeSink()  # never completes on its own
+    pipeline = start_pipeline(made, client, sink, max_batches_in_flight=4)
+    assert wait_for(lambda: sink.pending() == 8)
+    pulls = client.pull_count
+    assert not wait_for(lambda: client.pull_count > pulls, timeout=0.5), "no pulls while the shard is full"
+    consumers = pipeline.consumers()
+    assert all(c.tracker.in_flight() == 4 for c in consumers.values())
+    assert client.committed_index(0) in (None, 0)
+
+    # release the stall: the backlog drains with the same bound
+    drain_thread_stop = threading.Event()
+
+    def drain():
+        while not drain_thread_stop.is_set():
+            sink.complete()
+            drain_thread_stop.wait(0.005)
+
+    drainer = threading.Thread(target=drain)
+    drainer.start()
+    try:
+        assert wait_for(lambda: committed_everything(client, (0, 1)), timeout=60)
+    finally:
+        drain_thread_stop.set()
+        drainer.join()
+    assert sink.peak_pending <= 8
+    assert len(sink.delivered) == 4000
+
+
+def test_a_sink_that_blocks_send_holds_the_pull_loop(made):
+    client = FakeSlsClient(shard_count=1)
+    client.append(0, 500)
+    client.assign(CONSUMER, {0})
+    sink = FakeSink(max_pending=1)
+    pipeline = start_pipeline(made, client, sink, max_batches_in_flight=10)
+    assert wait_for(lambda: sink.pending() == 1)
+    assert not wait_for(lambda: client.pull_count > 3, timeout=0.3)
+    pipeline.stop(timeout=10)
+    assert sink.closed
+
+
+# ---------------------------------------------------------------- readonly shards
+
+def test_a_fully_read_readonly_shard_commits_its_end_cursor(made):
+    client = FakeSlsClient(shard_count=2)
+    client.append(0, 13)
+    client.shards[0].status = "readonly"
+    client.shards[1].status = "readonly"  # empty parent: must still be finished (SDK issue #126)
+    client.assign(CONSUMER, {0, 1})
+    sink = FakeSink(auto=True)
+    start_pipeline(made, client, sink, checkpoint_interval=60)  # only the finish logic can commit here
+    assert wait_for(lambda: client.over == {0, 1})
+    assert client.committed_index(0) == 13 and client.committed_index(1) == 0
+
+
+# ---------------------------------------------------------------- revocation and shutdown
+
+def test_a_revoked_shard_is_drained_committed_then_released(made):
+    journal = []
+    client = FakeSlsClient(shard_count=2, journal=journal)
+    client.append(0, 30)
+    client.append(1, 30)
+    client.assign(CONSUMER, {0, 1})
+    sink = FakeSink(journal=journal)
+    guard = CommitGuard(client, sink)
+    pipeline = start_pipeline(made, client, sink, checkpoint_interval=60)
+    assert wait_for(lambda: sink.pending() == 6)
+
+    revoked_at = len(journal)
+    client.assign(CONSUMER, {1})
+    assert wait_for(lambda: pipeline.consumers()[0]._revoked)
+    heartbeats = len(client.entries("heartbeat"))
+    assert wait_for(lambda: len(client.entries("heartbeat")) > heartbeats + 2)
+    assert all(0 in shards for _, _, shards in client.entries("heartbeat")[heartbeats:]), "held while draining"
+    assert 0 in pipeline.consumers()
+
+    sink.complete()
+    assert wait_for(lambda: 0 not in pipeline.consumers())
+    assert wait_for(lambda: client.entries("heartbeat")[-1][2] == [1])
+    commit_at = journal.index(next(e for e in journal if e[0] == "commit" and e[1] == 0))
+    released_at = next(i for i, e in enumerate(journal) if i >= revoked_at and e[0] == "heartbeat" and 0 not in e[2])
+    assert commit_at < released_at
+    assert client.committed_index(0) == 30
+    assert guard.violations == []
+
+
+def test_shutdown_drains_the_sink_then_commits_then_sends_the_final_heartbeat(made):
+    journal = []
+    client = FakeSlsClient(shard_count=2, journal=journal)
+    client.append(0, 15)
+    client.append(1, 15)
+    client.assign(CONSUMER, {0, 1})
+    sink = FakeSink(journal=journal)
+    guard = CommitGuard(client, sink)
+    pipeline = start_pipeline(made, client, sink, checkpoint_interval=60, max_batches_in_flight=2)
+    assert wait_for(lambda: sink.pending() == 4)
+    pipeline.stop(timeout=10)
+
+    close_at = journal.index(("sink_close",))
+    commits = [i for i, e in enumerate(journal) if e[0] == "commit"]
+    final = max(i for i, e in enumerate(journal) if e[0] == "heartbeat")
+    assert journal[final][2] == []
+    assert commits and all(close_at < i < final for i in commits)
+    assert client.committed_index(0) == 15 and client.committed_index(1) == 15
+    assert guard.violations == []
+    assert not any(c.is_alive() for c in pipeline.consumers().values())
+
+
+def test_shutdown_never_commits_what_the_sink_could_not_deliver(made):
+    class StuckSink(FakeSink):
+        def close(self, timeout):  # delivers nothing on close: an outage that outlasts the shutdown budget
+            with self._cond:
+                self.closed = True
+                self.journal.append(("sink_close",))
+                self._cond.notify_all()
+
+    client = FakeSlsClient(shard_count=1)
+    client.append(0, 40)
+    client.assign(CONSUMER, {0})
+    sink = StuckSink()
+    guard = CommitGuard(client, sink)
+    pipeline = start_pipeline(made, client, sink, checkpoint_interval=60, max_batches_in_flight=3)
+    assert wait_for(lambda: sink.pending() == 3)
+    sink.complete(count=1, shuffle=False)
+    pipeline.stop(timeout=5)
+    assert client.committed_index(0) == 10
+    assert guard.violations == []
+
+
+# ---------------------------------------------------------------- errors
+
+def test_config_error_while_pulling_fails_the_pipeline(made):
+    client = FakeSlsClient(shard_count=1)
+    client.append(0, 5)
+    client.assign(CONSUMER, {0})
+    client.fail("pull_logs", *[ConfigError("logstore gone", code="LogStoreNotExist", status=404)] * 50)
+    sink = FakeSink(auto=True)
+    pipeline = start_pipeline(made, client, sink)
+    assert pipeline.failed.wait(10)
+    assert pipeline.error.code == "LogStoreNotExist"
+
+
+def test_retryable_pull_errors_are_retried_in_place(made):
+    client = FakeSlsClient(shard_count=1)
+    client.append(0, 25)
+    client.assign(CONSUMER, {0})
+    client.fail("pull_logs", *[RetryableError("throttled", code="ReadQuotaExceed", status=403)] * 3)
+    sink = FakeSink(auto=True)
+    pipeline = start_pipeline(made, client, sink)
+    assert wait_for(lambda: client.committed_index(0) == 25)
+    assert delivered_counts(sink) == collections.Counter(b"0:%d" % i for i in range(25))
+    assert not pipeline.failed.is_set()
+
+
+def test_start_raises_config_errors_and_can_be_retried(made):
+    client = FakeSlsClient(shard_count=1)
+    client.fail("list_consumer_groups", ConfigError("bad key", code="SignatureNotMatch", status=401))
+    sink = FakeSink(auto=True)
+    pipeline = Pipeline(client, sink, FakeShaper(), settings(), decode=fake_decode)
+    made.append(pipeline)
+    with pytest.raises(ConfigError):
+        pipeline.start()
+    assert client.entries("heartbeat") == []
+    pipeline.start()
+    assert wait_for(lambda: client.entries("heartbeat"))
