@@ -56,8 +56,6 @@ def password_entity_name(realm: str, username: str) -> str:
 @dataclass
 class _Request:
     method: str
-    owner: Optional[str]
-    app: Optional[str]
     segments: List[str]        # raw (still URL-encoded) path segments after the namespace
     params: Dict[str, List[str]]
     json: bool
@@ -677,15 +675,15 @@ class _SplunkdHandler(BaseHTTPRequestHandler):
         # Empty segments inside the path are kept: entity names such as "http://name" come back from
         # splunklib as "http%3A//name" (it unquotes the alternate link and re-quotes it with "/" safe).
         segments = split.path.strip("/").split("/")
-        owner = app = None
+        # Every owner/app namespace sees the same objects (see the harness README).
         if segments[:1] == ["servicesNS"] and len(segments) >= 3:
-            owner, app, segments = unquote(segments[1]), unquote(segments[2]), segments[3:]
+            segments = segments[3:]
         elif segments[:1] == ["services"]:
             segments = segments[1:]
         else:
             self._error(404, "Not Found", as_json)
             return
-        request = _Request(method, owner, app, segments, params, as_json)
+        request = _Request(method, segments, params, as_json)
         if segments == ["auth", "login"] and method == "POST":
             self._login(request)
             return
