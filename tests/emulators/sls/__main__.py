@@ -48,8 +48,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         from .datagen import DataSpec, load_direct
 
         load_direct(emulator, args.project, args.logstore,
-                    DataSpec(kind="actiontrail", seed=args.seed, group_count=max(1, args.load_demo // 10),
-                             logs_per_group=min(10, args.load_demo)))
+                    DataSpec(kind="actiontrail", seed=args.seed, event_count=args.load_demo, logs_per_group=10))
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())

@@ -51,6 +51,7 @@ class RequestRecord:
     status: int
     error_code: str
     access_key_id: str
+    user_agent: str
     time: float
 
 
@@ -193,7 +194,7 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(emulator.faults.latency)
             fault = emulator.faults.decide(api)
             if fault is not None and fault.drop:
-                emulator._record(api, self.command, path, params, project, 0, "drop", key_id)
+                emulator._record(api, self.command, path, params, project, 0, "drop", key_id, headers)
                 self.close_connection = True
                 return
             if fault is not None:
@@ -204,9 +205,9 @@ class _Handler(BaseHTTPRequestHandler):
             reply = _Reply(error.status, _json({"errorCode": error.code, "errorMessage": error.message,
                                                "requestId": request_id}),
                            {"Content-Type": "application/json"})
-            emulator._record(api, self.command, path, params, project, error.status, error.code, key_id)
+            emulator._record(api, self.command, path, params, project, error.status, error.code, key_id, headers)
         else:
-            emulator._record(api, self.command, path, params, project, reply.status, "", key_id)
+            emulator._record(api, self.command, path, params, project, reply.status, "", key_id, headers)
         self._send(reply, request_id)
 
     @staticmethod
@@ -412,6 +413,10 @@ class SlsEmulator:
             shard_ids = sorted(self.state.logstore(project, logstore).shards)
             return {shard_id: view.owner.get(shard_id, "") for shard_id in shard_ids}
 
+    def consumer_groups(self, project: str, logstore: str) -> List[dict]:
+        """[{"name", "timeout", "order"}] of a logstore, as ListConsumerGroup returns them."""
+        return self.state.list_consumer_groups(project, logstore)
+
     def consumers(self, project: str, logstore: str, group: str) -> List[str]:
         """Live consumers of a group, after applying timeouts."""
         with self.state.lock:
@@ -438,8 +443,9 @@ class SlsEmulator:
             self._counters.clear()
 
     def _record(self, api: str, method: str, path: str, params: Dict[str, str], project: str,
-                status: int, error_code: str, key_id: str) -> None:
-        record = RequestRecord(api, method, path, params, project, status, error_code, key_id, time.time())
+                status: int, error_code: str, key_id: str, headers: Mapping[str, str]) -> None:
+        record = RequestRecord(api, method, path, params, project, status, error_code, key_id,
+                               headers.get("user-agent", ""), time.time())
         with self._log_lock:
             self._log.append(record)
             self._counters[api] += 1

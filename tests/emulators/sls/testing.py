@@ -13,7 +13,7 @@ import contextlib
 import os
 import threading
 import time
-from typing import Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Union
 
 import pytest
 
@@ -32,12 +32,17 @@ def sdk_endpoint(emulator: SlsEmulator) -> str:
 
 
 @contextlib.contextmanager
-def sdk_proxy_env(emulator: SlsEmulator) -> Iterator[None]:
-    """Route the SDK's plain-HTTP requests through the emulator; restores the environment after."""
+def sdk_proxy_env(emulator: Union[SlsEmulator, str]) -> Iterator[None]:
+    """Route the SDK's plain-HTTP requests through the emulator; restores the environment after.
+
+    Arguments:
+        emulator: a started SlsEmulator, or the URL of one ("http://127.0.0.1:8181").
+    """
+    url = emulator if isinstance(emulator, str) else emulator.url
     saved = {name: os.environ.get(name) for name in _PROXY_VARIABLES}
     for name in _PROXY_VARIABLES:
         os.environ.pop(name, None)
-    os.environ["HTTP_PROXY"] = os.environ["http_proxy"] = emulator.url
+    os.environ["HTTP_PROXY"] = os.environ["http_proxy"] = url
     try:
         yield
     finally:
