@@ -387,3 +387,46 @@ def test_start_raises_config_errors_and_can_be_retried(made):
     assert client.entries("heartbeat") == []
     pipeline.start()
     assert wait_for(lambda: client.entries("heartbeat"))
+
+
+def test_undecodable_data_is_retried_never_skipped_and_logged_as_an_error(made, caplog):
+    from sls_forwarder.errors import PermanentError
+
+    failures = {"left": 2}
+
+    def flaky_decode(data):
+        groups = fake_decode(data)
+        if groups and groups[0][1] == 10 and failures["left"]:
+            failures["left"] -= 1
+            raise PermanentError("LogGroupList is truncated", code="DecodeError")
+        return groups
+
+    client = FakeSlsClient(shard_count=1)
+    client.append(0, 30)
+    client.assign(CONSUMER, {0})
+    sink = FakeSink(auto=True)
+    pipeline = Pipeline(client, sink, FakeShaper(), settings(), decode=flaky_decode)
+    made.append(pipeline)
+    with caplog.at_level("WARNING", logger="sls_forwarder.pipeline"):
+        pipeline.start()
+        assert wait_for(lambda: client.committed_index(0) == 30)
+    assert delivered_counts(sink) == collections.Counter(b"0:%d" % i for i in range(30))
+    errors = [r for r in caplog.records if "step=decode" in r.getMessage()]
+    assert len(errors) == 1 and "cursor=%s" % encode_cursor(10) in errors[0].getMessage()
+    assert errors[0].levelname == "ERROR" and errors[0].exc_info is None
+
+
+def test_each_commit_logs_the_shard_lag(made, caplog):
+    import time as time_module
+
+    client = FakeSlsClient(shard_count=1)
+    client.append(0, 5, log_time=int(time_module.time()) - 100)
+    client.assign(CONSUMER, {0})
+    sink = FakeSink(auto=True)
+    with caplog.at_level("INFO", logger="sls_forwarder.pipeline"):
+        start_pipeline(made, client, sink)
+        assert wait_for(lambda: client.committed_index(0) == 5)
+        assert wait_for(lambda: any("action=shard_lag" in r.getMessage() for r in caplog.records))
+    line = next(r.getMessage() for r in caplog.records if "action=shard_lag" in r.getMessage())
+    assert line.startswith("action=shard_lag shard=0 lag_seconds=")
+    assert 100 <= int(line.rsplit("=", 1)[1]) < 200

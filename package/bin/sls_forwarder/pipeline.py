@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Protocol, Unio
 
 from .backoff import Backoff
 from .batch import ShardBatch
-from .errors import ConfigError, ForwarderError, InvalidCursorError
+from .errors import ConfigError, ForwarderError, InvalidCursorError, RetryableError
 from .sls.coordinator import Coordinator
 from .sls.decoder import decode_log_group_list
 from .tracker import ShardTracker
@@ -40,6 +40,8 @@ logger = logging.getLogger("sls_forwarder.pipeline")
 _INVALID_CURSOR_RETRIES = 2
 # Attempts to commit a revoked shard before releasing it anyway (the next owner then replays: duplicates, no loss).
 _RELEASE_COMMIT_ATTEMPTS = 3
+# A failure streak logs its first failure, then one reminder per this many seconds.
+_STREAK_REMINDER_SECONDS = 600.0
 
 
 class EventSink(Protocol):
@@ -393,24 +395,30 @@ class ShardConsumer(threading.Thread):
 
 
 class _ErrorStreak:
-    """Backoff and once-per-streak logging for one retry loop of a ShardConsumer."""
+    """Backoff and rate-limited logging for one retry loop of a ShardConsumer."""
 
     def __init__(self, consumer: ShardConsumer) -> None:
         self._consumer = consumer
         cap = consumer._settings.error_backoff_cap
         self._backoff = Backoff(initial=min(0.5, cap), cap=cap)
+        self._last_logged = float("-inf")
         self.count = 0
 
     def failed(self, step: str, err: Exception, cursor: str) -> None:
-        """Log (first failure of a streak only), report configuration errors, and pause."""
+        """Log (first failure of a streak, then a reminder every few minutes), report config errors, pause."""
         self.count += 1
-        if self.count == 1:
+        now = time.monotonic()
+        if self.count == 1 or now - self._last_logged >= _STREAK_REMINDER_SECONDS:
+            self._last_logged = now
+            shard_id = self._consumer.shard_id
             if isinstance(err, ForwarderError):
-                logger.warning("action=shard_step_failed shard=%d step=%s cursor=%s code=%s status=%d error=%s",
-                               self._consumer.shard_id, step, cursor, err.code, err.status, err)
+                # Transient errors are expected now and then; anything else leaves the shard stuck until fixed.
+                level = logging.WARNING if isinstance(err, RetryableError) else logging.ERROR
+                logger.log(level, "action=shard_step_failed shard=%d step=%s cursor=%s failures=%d code=%s "
+                           "status=%d error=%s", shard_id, step, cursor, self.count, err.code, err.status, err)
             else:
-                logger.error("action=shard_step_failed shard=%d step=%s cursor=%s error=%r",
-                             self._consumer.shard_id, step, cursor, err, exc_info=err)
+                logger.error("action=shard_step_failed shard=%d step=%s cursor=%s failures=%d error=%r", shard_id,
+                             step, cursor, self.count, err, exc_info=err if self.count == 1 else None)
         if isinstance(err, ConfigError):
             self._consumer._pipeline.config_failed(err)
         self.pause()
@@ -503,8 +511,9 @@ class Pipeline:
             self._committer.join(max(0.0, deadline - reserve - time.monotonic()))
         # Consumers blocked in send() by back-pressure are released by close(), so close before joining them.
         self.sink.close(max(0.0, deadline - reserve - time.monotonic()))
+        joined_by = min(deadline - reserve, time.monotonic() + 5.0)
         for consumer in consumers:
-            consumer.join(max(0.0, min(5.0, deadline - reserve - time.monotonic())))
+            consumer.join(max(0.0, joined_by - time.monotonic()))
         for consumer in self._snapshot():
             consumer.commit("shutdown")
         if self._started:
