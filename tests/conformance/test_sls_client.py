@@ -21,7 +21,7 @@ from tests.emulators.sls.datagen import DataSpec, generate_log_groups, load_with
 from tests.emulators.sls.protobuf import decode_log_group, decode_log_group_list
 from tests.emulators.sls.server import project_from_host
 from tests.emulators.sls.testing import (  # noqa: F401 - pytest fixtures
-    ACCESS_KEY_ID, ACCESS_KEY_SECRET, PROJECT, make_client, sdk_env, sdk_proxy_env, sls_emulator)
+    ACCESS_KEY_ID, ACCESS_KEY_SECRET, PROJECT, make_client, sdk_env, sls_emulator)
 
 LOGSTORE = "ls"
 

@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from .auth import AuthFailure, Authenticator
 from .faults import Faults
 from .protobuf import ProtobufError, count_logs, encode_log_group_list
-from .state import DEFAULT_MAX_CONSUMER_GROUPS, SlsError, SlsState, decode_cursor
+from .state import DEFAULT_MAX_CONSUMER_GROUPS, SlsError, SlsState
 
 try:  # lz4 is in the test venv; a bare interpreter still serves deflate and uncompressed bodies.
     import lz4.block as lz4_block
@@ -670,4 +670,4 @@ def _decompress(body: bytes, compress_type: str, raw_size: int) -> bytes:
     raise SlsError(400, "InvalidCompressType", "compress type %s is not supported" % compress_type)
 
 
-__all__ = ["SlsEmulator", "RequestRecord", "project_from_host", "decode_cursor"]
+__all__ = ["SlsEmulator", "RequestRecord", "project_from_host"]
