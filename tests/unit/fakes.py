@@ -17,7 +17,7 @@ from collections import deque
 from typing import Callable, Deque, Dict, List, Optional, Set, Tuple
 
 from sls_forwarder.batch import ShardBatch
-from sls_forwarder.errors import ConfigError, InvalidCursorError, PermanentError
+from sls_forwarder.errors import InvalidCursorError, PermanentError
 from sls_forwarder.sls.client import Checkpoint, PullResult, Shard
 
 BASE = 1_500_000_000_000_000_000
