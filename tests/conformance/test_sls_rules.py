@@ -4,6 +4,7 @@ transfers, timeouts, checkpoint ownership, readonly/over shards, ordered consump
 from __future__ import annotations
 
 import http.client
+import json
 import time
 from typing import Dict, List
 
@@ -145,8 +146,8 @@ def test_checkpoints_record_owner_and_microsecond_time(client: LogClient, sdk_en
     assert sdk_env.checkpoints(PROJECT, LOGSTORE, GROUP)[1]["consumer"] == "stranger"
 
 
-def _raw_checkpoint(emulator: SlsEmulator, consumer: str, shard: int, cursor: str) -> requests.Response:
-    body = ('{"shard": %d, "checkpoint": "%s"}' % (shard, cursor)).encode()
+def _raw_checkpoint(emulator: SlsEmulator, consumer: str, shard: object, cursor: str) -> requests.Response:
+    body = json.dumps({"shard": shard, "checkpoint": cursor}).encode()
     resource = "/logstores/%s/consumergroups/%s" % (LOGSTORE, GROUP)
     params = {"type": "checkpoint", "consumer": consumer, "forceSuccess": "false"}
     headers = {"Content-Type": "application/json", "x-log-apiversion": "0.6.0", "Content-Length": str(len(body))}
@@ -271,3 +272,15 @@ def test_split_after_pulls_splits_between_two_pulls(client: LogClient, sdk_env: 
     rest = client.pull_logs(PROJECT, LOGSTORE, 0, cursor, 100)
     assert rest.get_loggroup_count() == 1 and rest.get_next_cursor() == sdk_env.end_cursor(PROJECT, LOGSTORE, 0)
     assert sdk_env.faults.pending_splits() == 0
+
+
+def test_malformed_request_fields_are_400_not_a_dropped_connection(sls_emulator: SlsEmulator) -> None:
+    sls_emulator.create_logstore(PROJECT, LOGSTORE, shard_count=1)
+    status, body = _raw_get(sls_emulator, "/logstores/%s/shards/0" % LOGSTORE,
+                            {"type": "log", "cursor": sls_emulator.begin_cursor(PROJECT, LOGSTORE, 0), "count": "many"})
+    assert status == 400 and b"ParameterInvalid" in body
+    status, body = _raw_get(sls_emulator, "/logstores/%s/shards/lb" % LOGSTORE)
+    assert status == 400 and b"ParameterInvalid" in body  # GET on a put path is no SLS API
+    sls_emulator.state.create_consumer_group(PROJECT, LOGSTORE, GROUP, 10, False)
+    response = _raw_checkpoint(sls_emulator, "c1", shard="zero", cursor=sls_emulator.begin_cursor(PROJECT, LOGSTORE, 0))
+    assert (response.status_code, response.json()["errorCode"]) == (400, "ParameterInvalid")

@@ -200,7 +200,10 @@ class _Handler(BaseHTTPRequestHandler):
             if fault is not None:
                 raise SlsError(fault.status, fault.code, fault.message)
             self._check_md5(headers, body)
-            reply = emulator._dispatch(api, project, args, params, headers, body)
+            try:
+                reply = emulator._dispatch(api, project, args, params, headers, body)
+            except (ValueError, TypeError, KeyError) as error:  # malformed numbers or JSON fields
+                raise SlsError(400, "ParameterInvalid", "invalid request: %s" % error) from None
         except SlsError as error:
             reply = _Reply(error.status, _json({"errorCode": error.code, "errorMessage": error.message,
                                                "requestId": request_id}),
