@@ -49,7 +49,7 @@ def test_built_app_streams_a_trivial_stanza(python_label: str) -> None:
     from tests.emulators.splunkd import SplunkdDouble
 
     app_dir = built_app_dir()
-    with SlsEmulator() as sls, SplunkdDouble() as splunkd, ModInputRunner(app_dir, PYTHONS[python_label]) as runner:
+    with SlsEmulator(access_keys={"test-ak": "test-secret"}) as sls, SplunkdDouble() as splunkd, ModInputRunner(app_dir, PYTHONS[python_label]) as runner:
         sls.create_project("proj")
         sls.create_logstore("proj", "audit", shard_count=1)
         log = encode_log(1700000000, [("msg", "hello <&>")])

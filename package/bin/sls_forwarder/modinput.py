@@ -5,12 +5,18 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Dict, Mapping, Optional
+import threading
+from typing import TYPE_CHECKING, BinaryIO, Callable, Dict, Mapping, Optional
 
+from .batch import ShardBatch
 from .config import InputConfig, parse_input
 from .errors import ConfigError, ForwarderError, RetryableError
 
-__all__ = ["validate", "check_input_live", "stream", "setup_logging", "explain"]
+if TYPE_CHECKING:
+    from .pipeline import EventSink, Pipeline
+    from .splunk.splunkd import SplunkdSettings
+
+__all__ = ["validate", "check_input_live", "stream", "run_input", "setup_logging", "explain"]
 
 APP_LOG_PREFIX = "ta-aliyun-sls"  # UCC's dashboard searches source=*ta-aliyun-sls*
 CONSUMER_GROUP_QUOTA = 30
@@ -33,6 +39,12 @@ def setup_logging(input_name: str, level: str = "INFO") -> logging.Logger:
     core.handlers = list(addon_logger.handlers)
     core.setLevel(level)
     core.propagate = False
+    # Libraries (solnlib's retry, urllib3's TLS warnings) log to the root logger or warnings; without this they
+    # would reach stderr, i.e. splunkd.log, as unlabelled tracebacks.
+    logging.captureWarnings(True)
+    root = logging.getLogger()
+    root.handlers = list(addon_logger.handlers)
+    root.setLevel(logging.WARNING)
     return addon_logger
 
 
@@ -113,11 +125,109 @@ def validate(metadata: Mapping[str, str], parameters: Mapping[str, str]) -> None
         raise ValueError(str(err)) from None
 
 
+def _hidden_float(params: Mapping[str, str], name: str, default: float) -> float:
+    """Knobs not on the setup page (tests shorten them); a bad value falls back to the default."""
+    try:
+        return float(params.get(name) or default)
+    except (TypeError, ValueError):
+        return default
+
+
+def run_input(stanza_name: str, params: Mapping[str, str], metadata: Mapping[str, str],
+              out: Optional[BinaryIO] = None) -> int:
+    """Run one stanza until SIGTERM or splunkd goes away. Returns the process exit code.
+
+    A stanza that cannot be parsed exits 1 after one clear log line; splunkd starts it again after
+    ``interval``, so a fixed stanza is picked up without spinning here.
+    """
+    from solnlib import log
+
+    from .runtime import RuntimeOptions, consumer_name, run
+    from .splunk.splunkd import SplunkdSettings
+
+    short_name = stanza_name.split("://", 1)[-1]
+    settings = SplunkdSettings(_splunkd_uri(metadata), str(metadata.get("session_key") or ""))
+    try:
+        level = settings.log_level()
+    except Exception:  # splunkd not answering yet: log at INFO rather than not at all
+        level = "INFO"
+    addon_logger = setup_logging(short_name, level)
+    try:
+        config = parse_input(stanza_name, params)
+    except ConfigError as err:
+        addon_logger.error("action=invalid_input input=%s error=\"%s\"", stanza_name, err)
+        return 1
+    log.modular_input_start(addon_logger, config.stanza)
+    server_host = str(metadata.get("server_host") or "splunk")
+    worker = str(params.get("__worker") or "")
+    consumer = consumer_name(config.consumer_group, settings.server_name(server_host), config.name, worker or None)
+    stop = threading.Event()
+    sink_out = out if out is not None else sys.stdout.buffer
+
+    def on_delivered(batch: ShardBatch) -> None:
+        log.events_ingested(addon_logger, config.stanza, config.sourcetype, len(batch.events), config.index,
+                            account=config.account)
+
+    def build_pipeline(stop_pulling: threading.Event) -> "Pipeline":
+        return _build_pipeline(config, settings, consumer, server_host, stop, stop_pulling, sink_out, on_delivered,
+                               params)
+
+    options = RuntimeOptions(
+        checkpoint_dir=str(metadata.get("checkpoint_dir") or "."),
+        consumer=consumer,
+        retry_interval=_hidden_float(params, "retry_interval", 60.0),
+        shutdown_timeout=_hidden_float(params, "shutdown_timeout", 30.0),
+        lock_wait=_hidden_float(params, "lock_wait", 60.0),
+    )
+    code = run(build_pipeline, options, stop)
+    log.modular_input_end(addon_logger, config.stanza)
+    return code
+
+
+def _build_pipeline(config: InputConfig, settings: "SplunkdSettings", consumer: str, server_host: str,
+                    stop: threading.Event, stop_pulling: threading.Event, out: BinaryIO,
+                    on_delivered: Callable[[ShardBatch], None], params: Mapping[str, str]) -> "Pipeline":
+    """Everything that needs settings from splunkd, built fresh on each (re)start so a fixed account is picked up."""
+    from .pipeline import Pipeline, PipelineSettings
+    from .sls.client import Credentials, SlsClient
+    from .sls.endpoint import parse_endpoint
+    from .splunk.events import EventMeta, EventShaper
+
+    key_id, secret = settings.account(config.account)
+    proxy_url = settings.proxy().url
+    endpoint = parse_endpoint(config.endpoint)
+    credentials = Credentials(key_id, secret)
+    # Pulls retry forever (never skip data); control calls give up soon so a failing heartbeat is noticed in time.
+    data_client = SlsClient(endpoint, credentials, config.project, proxy_url=proxy_url, max_attempts=0,
+                            stop=stop_pulling)
+    control_client = SlsClient(endpoint, credentials, config.project, proxy_url=proxy_url, max_attempts=3,
+                               timeout=30.0, stop=stop)
+    sink = _build_sink(config, settings, stop, out, params)
+    shaper = EventShaper(EventMeta(index=config.index, sourcetype=config.sourcetype, source=config.source,
+                                   default_host=config.host or server_host, host_field=config.host_field,
+                                   json_fields=config.json_fields, stanza=config.stanza),
+                         "hec" if config.delivery == "hec" else "stream")
+    pipeline_settings = PipelineSettings(
+        logstore=config.logstore, consumer_group=config.consumer_group, consumer=consumer,
+        start_position=config.start_position, query=config.query, heartbeat_interval=config.heartbeat_interval,
+        checkpoint_interval=config.checkpoint_interval,
+        idle_poll_max=_hidden_float(params, "idle_poll_max", 2.0))
+    return Pipeline(data_client, sink, shaper, pipeline_settings, control_client=control_client,
+                    stop_event=stop_pulling, on_delivered=on_delivered)
+
+
+def _build_sink(config: InputConfig, settings: "SplunkdSettings", stop: threading.Event, out: BinaryIO,
+                params: Mapping[str, str]) -> "EventSink":
+    from .splunk.stream_writer import StreamSink
+
+    if config.delivery == "stream":
+        return StreamSink(out, stop)
+    raise ConfigError("delivery = hec is not wired yet")
+
+
 def stream(metadata: Mapping[str, str], inputs: Dict[str, Dict[str, str]]) -> None:
     """Run the one stanza splunkd passed (use_single_instance is false) until SIGTERM."""
-    from . import runtime
-
     for stanza_name, params in inputs.items():
-        exit_code = runtime.run_input(stanza_name, params, dict(metadata))
-        if exit_code:
-            sys.exit(exit_code)
+        code = run_input(stanza_name, params, metadata)
+        if code:
+            sys.exit(code)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-from typing import Dict, Tuple
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Dict, Tuple
+from urllib.parse import quote, urlsplit
 
 from ..config import HecDestination, ProxySettings
 from ..errors import ConfigError
@@ -19,6 +20,13 @@ HEC_CONF = "ta_aliyun_sls_hec_destination"
 LOCAL_HEC_INPUT = "ta_aliyun_sls"
 DEFAULT_MAX_CONTENT_LENGTH = 1_000_000
 MASK = "******"  # what UCC writes in the .conf in place of an encrypted value
+
+# UCC/solnlib store a stanza's encrypted fields as JSON split into 255-char chunks named <stanza><SEP><n>, then END.
+CHUNK_SEP = "``splunk_cred_sep``"
+CHUNK_END = "``splunk_cred_sep``S``splunk_cred_sep``P``splunk_cred_sep``L``splunk_cred_sep``U``splunk_cred_sep``N``splunk_cred_sep``K``splunk_cred_sep``"
+
+if TYPE_CHECKING:
+    from splunklib import binding
 
 logger = logging.getLogger("sls_forwarder.splunkd")
 
@@ -39,37 +47,91 @@ class SplunkdSettings:
         self._session_key = session_key
         self._app = app
 
+    def _context(self) -> "binding.Context":
+        from splunklib import binding
+
+        return binding.Context(scheme=self.scheme, host=self.host, port=self.port, token=self._session_key,
+                               owner="nobody", app=self._app)
+
+    def _get_json(self, path: str, **query: object) -> dict:
+        """GET an endpoint of this app's namespace as JSON; None on 404.
+
+        One request, no retries and no tracebacks: solnlib's readers sleep 1+2+4 s and print a traceback on every
+        404, which an unknown account name would turn into log spam.
+        """
+        from splunklib import binding
+
+        try:
+            response = self._context().get(path, output_mode="json", count=-1, **query)
+        except binding.HTTPError as err:
+            if err.status == 404:
+                return {}
+            raise ConfigError(f"splunkd answered {err.status} for {path}") from None
+        return json.loads(response.body.read())
+
     def _stanza(self, conf: str, stanza: str, what: str, secret_fields: Tuple[str, ...] = ()) -> Dict[str, str]:
         """Read a stanza with its encrypted fields decrypted.
 
         A secret pushed in clear text (a deployment server cannot push encrypted values) is moved into
         storage/passwords on first read, as UCC's own REST handler would, and the .conf keeps only the mask.
-        """
-        from solnlib import conf_manager
-        from solnlib.credentials import CredentialNotExistException
 
-        manager = conf_manager.ConfManager(self._session_key, self._app, realm=_realm(conf),
-                                           scheme=self.scheme, host=self.host, port=self.port)
-        try:
-            conf_file = manager.get_conf(conf)
-            values = conf_file.get(stanza)
-        except conf_manager.ConfStanzaNotExistException:
-            raise ConfigError(f"{what} {stanza!r} is not configured (Configuration page of {APP_ID})") from None
-        except conf_manager.ConfManagerException:
-            raise ConfigError(f"{what} {stanza!r} is not configured: {conf}.conf does not exist yet") from None
-        except (CredentialNotExistException, KeyError):
-            raise ConfigError(f"{what} {stanza!r}: a field reads {MASK} but no secret is stored for it; enter it "
-                              f"again on the Configuration page (a deployment-server update may have removed "
-                              f"local/passwords.conf)") from None
-        clear = {f: values[f] for f in secret_fields if values.get(f) and values[f] != MASK}
+        Raises:
+            ConfigError: the stanza does not exist, or a masked field has no stored secret.
+        """
+        document = self._get_json(f"configs/conf-{conf}/{quote(stanza, safe='')}")
+        entries = document.get("entry") or []
+        if not entries:
+            raise ConfigError(f"{what} {stanza!r} is not configured (Configuration page of {APP_ID})")
+        values = {k: v for k, v in entries[0].get("content", {}).items() if not k.startswith("eai:")}
+        values = {k: "" if v is None else str(v) for k, v in values.items()}
+        masked = [f for f in secret_fields if values.get(f) == MASK]
+        if masked:
+            stored = self._stored_secrets(conf, stanza)
+            missing = [f for f in masked if f not in stored]
+            if missing:
+                raise ConfigError(f"{what} {stanza!r}: {', '.join(missing)} reads {MASK} but no secret is stored for "
+                                  f"it; enter it again on the Configuration page (a deployment-server update may "
+                                  f"have removed local/passwords.conf)")
+            values.update({f: str(stored[f]) for f in masked})
+        clear = {f: values[f] for f in secret_fields if values.get(f) and f not in masked}
         if clear:
-            try:
-                conf_file.update(stanza, clear, encrypt_keys=list(clear))
-                logger.info("action=secret_encrypted conf=%s stanza=%s fields=%s", conf, stanza, ",".join(clear))
-            except Exception as err:  # the secret still works this run; say why it stays in clear text
-                logger.warning("action=secret_encrypt_failed conf=%s stanza=%s error=%s", conf, stanza,
-                               type(err).__name__)
+            self._encrypt(conf, stanza, clear)
         return values
+
+    def _stored_secrets(self, conf: str, stanza: str) -> Dict[str, object]:
+        """The JSON of a stanza's encrypted fields in storage/passwords, reassembled from UCC's 255-char chunks."""
+        document = self._get_json("storage/passwords", search=f"realm={_realm(conf)}")
+        chunks: Dict[int, str] = {}
+        for entry in document.get("entry") or []:
+            content = entry.get("content", {})
+            if content.get("realm") != _realm(conf):
+                continue
+            username = str(content.get("username") or "")
+            password = str(content.get("clear_password") or "")
+            if username == stanza:
+                chunks = {0: password}  # a legacy single entry
+                break
+            prefix, sep, index = username.rpartition(CHUNK_SEP)
+            if sep and prefix == stanza and index.isdigit() and password != CHUNK_END:
+                chunks[int(index)] = password
+        if not chunks:
+            return {}
+        try:
+            return json.loads("".join(chunks[i] for i in sorted(chunks)))
+        except ValueError:
+            raise ConfigError(f"the stored secret of {conf} {stanza!r} is unreadable; enter it again") from None
+
+    def _encrypt(self, conf: str, stanza: str, clear: Dict[str, str]) -> None:
+        from solnlib import conf_manager
+
+        try:
+            manager = conf_manager.ConfManager(self._session_key, self._app, realm=_realm(conf),
+                                               scheme=self.scheme, host=self.host, port=self.port)
+            manager.get_conf(conf).update(stanza, dict(clear), encrypt_keys=list(clear))
+            logger.info("action=secret_encrypted conf=%s stanza=%s fields=%s", conf, stanza, ",".join(clear))
+        except Exception as err:  # the secret still works this run; say why it stays in clear text
+            logger.warning("action=secret_encrypt_failed conf=%s stanza=%s error=%s", conf, stanza,
+                           type(err).__name__)
 
     def account(self, name: str) -> Tuple[str, str]:
         """The AccessKey pair of an account, the secret decrypted from storage/passwords.
@@ -97,7 +159,7 @@ class SplunkdSettings:
         try:
             level = str(self._stanza(SETTINGS_CONF, "logging", "logging settings").get("loglevel") or "INFO")
         except ConfigError:
-            return "INFO"
+            return "INFO"  # the setting is optional: log at the default rather than not start
         return level.upper() if level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL") else "INFO"
 
     def hec_destination(self, name: str) -> HecDestination:
@@ -105,12 +167,9 @@ class SplunkdSettings:
 
     def server_name(self, fallback: str) -> str:
         """This Splunk instance's serverName, which makes consumer names unique in the fleet."""
-        from solnlib import splunk_rest_client
-
         try:
-            client = splunk_rest_client.SplunkRestClient(self._session_key, "-", scheme=self.scheme,
-                                                         host=self.host, port=self.port)
-            return str(client.info["serverName"]) or fallback
+            entries = self._get_json("server/info").get("entry") or [{}]
+            return str(entries[0].get("content", {}).get("serverName") or fallback)
         except Exception as err:  # the name is only a label: fall back rather than stop the input
             logger.warning("action=server_name_fallback reason=%r fallback=%s", type(err).__name__, fallback)
             return fallback
