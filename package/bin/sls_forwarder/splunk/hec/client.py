@@ -295,7 +295,7 @@ class HecSink:
         if not changed:
             return
         if isinstance(error, ConfigError):
-            logger.error("action=hec_config_error code=%s status=%d %s retry_every=%.0fs detail=%s",
+            logger.error("action=hec_config_error code=%s status=%d %s retry_every=%gs detail=%s",
                          error.code or "none", error.status, request.describe(), self.config.config_retry_interval,
                          error.message)
         else:
