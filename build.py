@@ -299,9 +299,13 @@ def cmd_test(args: argparse.Namespace) -> None:
         package = build_package()
     env = {"TA_ALIYUN_SLS_APP": unpack_for_tests(package), "REQUIRE_BUILT_APP": "1"}
     pytest_args = ["-p", "no:cacheprovider", "-q", "-ra"]
+    if args.full:
+        env["TA_RELIABILITY_FULL"] = "1"
     if args.reliability:
         env["TA_RELIABILITY_SUMMARY"] = os.path.join(BUILD, "reliability-summary.json")
-        pytest_args += ["-m", "reliability", "tests/reliability"]
+        if os.path.exists(env["TA_RELIABILITY_SUMMARY"]):
+            os.remove(env["TA_RELIABILITY_SUMMARY"])
+        pytest_args += ["tests/reliability"]
     else:
         pytest_args += ["tests"]
     pytest_args += args.pytest_args
@@ -327,15 +331,43 @@ def print_reliability_summary(path: str) -> None:
               f"{row['duplicates']:>12}{(f'{rss:.0f}' if rss else '-'):>13}")
 
 
+def built_app_for_tools() -> str:
+    """The built app, unpacked, for the benchmark and the demo (building it if the source changed)."""
+    version = addon_version()
+    package = package_path(version) if package_is_current(version) else build_package()
+    return unpack_for_tests(package)
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    python = test_python()
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", TA_ALIYUN_SLS_APP=built_app_for_tools())
+    extra = ["--quick"] if args.quick else []
+    proc = subprocess.run([python, "-m", "bench.run", *extra, *args.bench_args], cwd=ROOT, env=env)
+    sys.exit(proc.returncode)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    python = test_python()
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", TA_ALIYUN_SLS_APP=built_app_for_tools())
+    proc = subprocess.run([python, "-m", "demo", *args.demo_args], cwd=ROOT, env=env)
+    sys.exit(proc.returncode)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("build", help="build the package and run the AppInspect gate (the default)")
     test = commands.add_parser("test", help="run the test suite in its own venv")
     test.add_argument("--reliability", action="store_true", help="run the fault-injection scenarios and print the table")
+    test.add_argument("--full", action="store_true", help="full-size reliability scenarios (the 1 GB backlog)")
     test.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+    bench = commands.add_parser("bench", help="throughput table against the reference SDK consumer")
+    bench.add_argument("--quick", action="store_true", help="a smaller data set, under two minutes")
+    bench.add_argument("bench_args", nargs="*", help="extra arguments for bench.run (after --)")
+    demo = commands.add_parser("demo", help="SLS and HEC emulators with the built add-on, no account needed")
+    demo.add_argument("demo_args", nargs="*", help="extra arguments for the demo (after --)")
     args = parser.parse_args(argv)
-    handlers = {None: cmd_build, "build": cmd_build, "test": cmd_test}
+    handlers = {None: cmd_build, "build": cmd_build, "test": cmd_test, "bench": cmd_bench, "demo": cmd_demo}
     handlers[args.command](args)
 
 

@@ -162,6 +162,12 @@ def run_input(stanza_name: str, params: Mapping[str, str], metadata: Mapping[str
     log.modular_input_start(addon_logger, config.stanza)
     server_host = str(metadata.get("server_host") or "splunk")
     worker = str(params.get("__worker") or "")
+    if config.workers > 1 and not worker:
+        from .workers import supervise
+
+        code = supervise(config, stanza_name, params, metadata)
+        log.modular_input_end(addon_logger, config.stanza)
+        return code
     consumer = consumer_name(config.consumer_group, settings.server_name(server_host), config.name, worker or None)
     stop = threading.Event()
     sink_out = out if out is not None else sys.stdout.buffer
