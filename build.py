@@ -129,7 +129,7 @@ def package_path(version: str) -> str:
 
 
 def source_files() -> List[str]:
-    files = [os.path.join(ROOT, "globalConfig.json")]
+    files = [os.path.join(ROOT, "globalConfig.json"), os.path.join(ROOT, "custom_dashboard.json")]
     for folder, _dirs, names in os.walk(os.path.join(ROOT, "package")):
         if "__pycache__" in folder:
             continue
@@ -172,7 +172,8 @@ def build_package() -> str:
     out = os.path.join(BUILD, "ucc-output")
     shutil.rmtree(src, ignore_errors=True)
     os.makedirs(src)
-    shutil.copy2(os.path.join(ROOT, "globalConfig.json"), src)
+    for name in ("globalConfig.json", "custom_dashboard.json"):
+        shutil.copy2(os.path.join(ROOT, name), src)
     shutil.copytree(os.path.join(ROOT, "package"), os.path.join(src, "package"),
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     say(f"ucc-gen build {APP_ID} {version} (lib/ resolved by {builder})")
