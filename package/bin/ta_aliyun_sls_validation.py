@@ -17,7 +17,10 @@ class InputHandler(AdminExternalHandler):
         super().handleCreate(confInfo)
 
     def handleEdit(self, confInfo):  # noqa: N802,N803
-        self._check_live()
+        # Enable/disable posts only "disabled" (the base handler branches the same way): an input must stay
+        # switchable even while its account or endpoint is broken.
+        if self.payload.get("disabled") is None:
+            self._check_live()
         super().handleEdit(confInfo)
 
     def _check_live(self) -> None:

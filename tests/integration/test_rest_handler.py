@@ -1,0 +1,219 @@
+"""The inputs page's REST handler (``ta_aliyun_sls_validation.InputHandler``) of the BUILT app (issue 4).
+
+splunkd runs the UCC-generated ``bin/ta_aliyun_sls_rh_aliyun_sls.py``, which hands ``InputHandler`` to
+``splunk.admin.init``. ``splunk.admin`` is Splunk-private Python that does not exist outside Splunk, so each test
+runs that script as ``__main__`` under a Splunk Python with a minimal fake ``splunk`` package on its ``sys.path``:
+its ``admin.init`` plays splunkd's dispatcher for one create or edit request. The live check inside goes to the
+SLS emulator and the splunkd double, as in production. The base class's create/edit would write inputs.conf
+through splunkd's ``data/inputs`` endpoint, which the double does not serve, so the driver records that they were
+reached instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from typing import Any, Dict, Iterator, Optional
+
+import pytest
+
+from .harness import AK_ID, AK_SECRET, PROJECT, PYTHONS, AddonEnv
+
+# The source tree's core (tests/conftest.py puts package/bin on sys.path), to compute the expected sentence.
+from sls_forwarder.config import parse_input
+from sls_forwarder.errors import ConfigError
+from sls_forwarder.modinput import explain
+
+FAKE_SPLUNK_INIT = '"""Stand-in for Splunk\'s private Python package (tests only)."""\n'
+
+FAKE_SPLUNK_ADMIN = '''"""Stand-in for splunk.admin: what splunktaucclib's AdminExternalHandler and the UCC script use, no more."""
+import json
+import os
+
+ACTION_CREATE, ACTION_LIST, ACTION_EDIT, ACTION_REMOVE = 1, 2, 4, 8
+CONTEXT_APP_ONLY = 1
+EAI_ENTRY_ACL = "eai:acl"
+ACTIONS = {"create": ACTION_CREATE, "edit": ACTION_EDIT}
+
+
+class ArgValidationException(Exception):
+    """What a handler raises to make splunkd answer 400 with the message."""
+
+
+class _SupportedArgs:
+    def __init__(self):
+        self.required, self.optional = [], []
+
+    def addReqArg(self, name):
+        self.required.append(name)
+
+    def addOptArg(self, name):
+        self.optional.append(name)
+
+
+class _CallerArgs:
+    def __init__(self, stanza_id, data):
+        self.id = stanza_id
+        self.data = {key: [value] for key, value in data.items()}  # splunkd passes every argument as a list
+
+
+class MConfigHandler:
+    def __init__(self, request):
+        self.requestedAction = ACTIONS[request["action"]]
+        self.callerArgs = _CallerArgs(request["id"], request["data"])
+        self.supportedArgs = _SupportedArgs()
+        self._session_key = request["session_key"]
+
+    def getSessionKey(self):
+        return self._session_key
+
+
+def init(handler_class, ctxInfo):
+    """splunkd's dispatcher for one request read from $FAKE_SPLUNK_REQUEST: construct, setup, handle."""
+    with open(os.environ["FAKE_SPLUNK_REQUEST"]) as handle:
+        request = json.load(handle)
+    handler = handler_class(request)
+    handler.setup()
+    conf_info = {}
+    if request["action"] == "create":
+        handler.handleCreate(conf_info)
+    else:
+        handler.handleEdit(conf_info)
+'''
+
+DRIVER = '''"""Run the UCC-generated input REST handler as __main__, as splunkd does; write the outcome as JSON."""
+import json
+import os
+import runpy
+import sys
+
+fake_dir, app_bin, result_path = sys.argv[1:4]
+sys.path[:0] = [fake_dir, app_bin]
+import import_declare_test  # noqa: F401  (the app's lib/ first, as in every UCC handler)
+from splunk import admin
+from splunktaucclib.rest_handler.admin_external import AdminExternalHandler
+
+base_calls = []
+
+
+def recorder(action):
+    def handle(self, confInfo):
+        base_calls.append({"action": action, "id": self.callerArgs.id, "payload": self.payload})
+    return handle
+
+
+AdminExternalHandler.handleCreate = recorder("create")
+AdminExternalHandler.handleEdit = recorder("edit")
+outcome = {"error": None}
+try:
+    runpy.run_path(os.path.join(app_bin, "ta_aliyun_sls_rh_aliyun_sls.py"), run_name="__main__")
+except admin.ArgValidationException as err:
+    outcome["error"] = {"type": "ArgValidationException", "message": str(err)}
+outcome["base_calls"] = base_calls
+with open(result_path, "w") as handle:
+    json.dump(outcome, handle)
+'''
+
+
+@pytest.fixture(scope="module", params=sorted(PYTHONS), ids=lambda label: f"py{label}")
+def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AddonEnv]:
+    with AddonEnv(PYTHONS[request.param]) as environment:
+        environment.create_logstore(shards=1)
+        environment.splunkd.store_encrypted("ta_aliyun_sls_account", "wrong_secret",
+                                            {"access_key_secret": "not-the-secret"}, {"access_key_id": AK_ID})
+        fake_dir = tmp_path_factory.mktemp("fake-splunk")
+        (fake_dir / "splunk").mkdir()
+        (fake_dir / "splunk" / "__init__.py").write_text(FAKE_SPLUNK_INIT)
+        (fake_dir / "splunk" / "admin.py").write_text(FAKE_SPLUNK_ADMIN)
+        (fake_dir / "driver.py").write_text(DRIVER)
+        environment.fake_splunk_dir = str(fake_dir)  # type: ignore[attr-defined]
+        yield environment
+
+
+def page_fields(env: AddonEnv, **overrides: str) -> Dict[str, str]:
+    """What the inputs page posts: the form's fields (no test-only knobs)."""
+    fields = {"account": "acct1", "endpoint": f"http://127.0.0.1:{env.sls.port}", "project": PROJECT,
+              "logstore": "actiontrail", "consumer_group": "splunk", "start_position": "end", "delivery": "stream",
+              "workers": "1", "index": "main", "sourcetype": "aliyun:sls", "interval": "60"}
+    fields.update(overrides)
+    return fields
+
+
+def handle(env: AddonEnv, action: str, stanza_id: str, data: Dict[str, str]) -> Dict[str, Any]:
+    """One create/edit request through the built handler; returns {"error": None|{type, message}, "base_calls"}."""
+    work = env.fake_splunk_dir  # type: ignore[attr-defined]
+    request_path = os.path.join(work, "request.json")
+    result_path = os.path.join(work, "result.json")
+    with open(request_path, "w", encoding="utf-8") as handle_out:
+        json.dump({"action": action, "id": stanza_id, "data": data, "session_key": env.splunkd.session_key},
+                  handle_out)
+    if os.path.exists(result_path):
+        os.remove(result_path)
+    runner = env.runner
+    process_env = dict(runner.environment(), FAKE_SPLUNK_REQUEST=request_path, SPLUNKD_URI=env.splunkd.url)
+    completed = subprocess.run([runner.python, os.path.join(work, "driver.py"), work,
+                                os.path.join(runner.app_dir, "bin"), result_path],
+                               cwd=runner.cwd, env=process_env, capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    with open(result_path, encoding="utf-8") as handle_in:
+        return json.load(handle_in)
+
+
+def expected_sentence(code: str, name: str, fields: Dict[str, str]) -> str:
+    return explain(ConfigError("", code=code), parse_input(name, fields))
+
+
+def error_message(outcome: Dict[str, Any]) -> Optional[str]:
+    error = outcome["error"]
+    assert error is None or error["type"] == "ArgValidationException", error
+    return None if error is None else error["message"]
+
+
+def test_create_with_a_wrong_secret_is_refused_with_the_explanation(env: AddonEnv) -> None:
+    fields = page_fields(env, account="wrong_secret")
+    outcome = handle(env, "create", "prod", fields)
+    message = error_message(outcome)
+    assert message is not None
+    assert message.startswith(expected_sentence("SignatureNotMatch", "prod", fields)), message
+    assert "code=SignatureNotMatch" in message and AK_SECRET not in message
+    assert outcome["base_calls"] == [], "an input that cannot work was saved"
+
+
+def test_create_of_a_good_input_reaches_the_base_handler(env: AddonEnv) -> None:
+    fields = page_fields(env)
+    outcome = handle(env, "create", "prod", fields)
+    assert error_message(outcome) is None
+    assert len(outcome["base_calls"]) == 1
+    call = outcome["base_calls"][0]
+    assert call["action"] == "create" and call["id"] == "prod"
+    assert {key: call["payload"][key] for key in fields} == fields
+
+
+def test_edit_to_an_unknown_project_is_refused(env: AddonEnv) -> None:
+    fields = page_fields(env, project="no-such-project")
+    outcome = handle(env, "edit", "prod", fields)
+    message = error_message(outcome)
+    assert message is not None and message.startswith(expected_sentence("ProjectNotExist", "prod", fields))
+    assert outcome["base_calls"] == []
+
+
+def test_edit_to_an_unknown_account_is_refused(env: AddonEnv) -> None:
+    outcome = handle(env, "edit", "prod", page_fields(env, account="nobody"))
+    assert "account 'nobody' is not configured" in (error_message(outcome) or "")
+    assert outcome["base_calls"] == []
+
+
+def test_a_good_edit_reaches_the_base_handler(env: AddonEnv) -> None:
+    outcome = handle(env, "edit", "prod", page_fields(env, start_position="begin"))
+    assert error_message(outcome) is None
+    assert [call["action"] for call in outcome["base_calls"]] == ["edit"]
+
+
+def test_enable_disable_skips_the_live_check(env: AddonEnv) -> None:
+    """The enable/disable switch posts only ``disabled``; the input's account may be broken at that moment."""
+    env.sls.clear_request_log()
+    outcome = handle(env, "edit", "prod", {"disabled": "1"})
+    assert error_message(outcome) is None
+    assert [call["payload"] for call in outcome["base_calls"]] == [{"disabled": "1"}]
+    assert env.sls.request_log == [], "disabling must not call SLS"
