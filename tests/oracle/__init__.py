@@ -1,0 +1,1 @@
+"""The official SDK as the reference the add-on is held to."""
