@@ -15,6 +15,7 @@ from .errors import ConfigError, ForwarderError, RetryableError
 if TYPE_CHECKING:
     from .pipeline import EventSink, Pipeline
     from .splunk.splunkd import SplunkdSettings
+    from .workers import SupervisorLink
 
 __all__ = ["validate", "check_input_live", "stream", "run_input", "setup_logging", "explain"]
 
@@ -145,11 +146,15 @@ def _hidden_float(params: Mapping[str, str], name: str, default: float) -> float
 
 
 def run_input(stanza_name: str, params: Mapping[str, str], metadata: Mapping[str, str],
-              out: Optional[BinaryIO] = None) -> int:
+              out: Optional[BinaryIO] = None, link: Optional["SupervisorLink"] = None) -> int:
     """Run one stanza until SIGTERM or splunkd goes away. Returns the process exit code.
 
     A stanza that cannot be parsed exits 1 after one clear log line; splunkd starts it again after
     ``interval``, so a fixed stanza is picked up without spinning here.
+
+    With ``workers`` > 1 this process supervises worker processes (see workers.py). A worker is this function
+    with ``params["__worker"]`` set and ``link``, its channel to the supervisor: stream events are relayed
+    through the supervisor, and a stop request or the supervisor's death stops the worker.
     """
     from solnlib import log
 
@@ -157,12 +162,15 @@ def run_input(stanza_name: str, params: Mapping[str, str], metadata: Mapping[str
     from .splunk.splunkd import SplunkdSettings
 
     short_name = stanza_name.split("://", 1)[-1]
+    worker = str(params.get("__worker") or "")
+    # One log file (and dead-letter file) per process: rotating a file shared by processes loses lines.
+    file_stem = f"{short_name}-{worker}" if worker else short_name
     settings = SplunkdSettings(_splunkd_uri(metadata), str(metadata.get("session_key") or ""))
     try:
         level = settings.log_level()
     except Exception:  # splunkd not answering yet: log at INFO rather than not at all
         level = "INFO"
-    addon_logger = setup_logging(short_name, level)
+    addon_logger = setup_logging(file_stem, level)
     try:
         config = parse_input(stanza_name, params)
     except ConfigError as err:
@@ -170,26 +178,35 @@ def run_input(stanza_name: str, params: Mapping[str, str], metadata: Mapping[str
         return 1
     log.modular_input_start(addon_logger, config.stanza)
     server_host = str(metadata.get("server_host") or "splunk")
-    worker = str(params.get("__worker") or "")
     if config.workers > 1 and not worker:
         from .workers import supervise
 
-        code = supervise(config, stanza_name, params, metadata)
+        code = supervise(config, stanza_name, params, metadata,
+                         shutdown_timeout=_hidden_float(params, "shutdown_timeout", 30.0))
         log.modular_input_end(addon_logger, config.stanza)
         return code
     consumer = consumer_name(config.consumer_group, settings.server_name(server_host), config.name, worker or None)
     stop = threading.Event()
+    if link is not None:
+        link.start(stop)
     sink_out = out if out is not None else sys.stdout.buffer
+
+    def stream_sink(sink_stop: threading.Event) -> "EventSink":
+        from .splunk.stream_writer import StreamSink
+        from .workers import RelaySink
+
+        return RelaySink(link) if link is not None else StreamSink(sink_out, sink_stop)
 
     def on_delivered(batch: ShardBatch) -> None:
         log.events_ingested(addon_logger, config.stanza, config.sourcetype, len(batch.events), config.index,
                             account=config.account)
 
     def build_pipeline(stop_pulling: threading.Event) -> "Pipeline":
-        return _build_pipeline(config, settings, consumer, server_host, stop, stop_pulling, sink_out, on_delivered,
-                               params, checkpoint_dir)
+        return _build_pipeline(config, settings, consumer, server_host, stop, stop_pulling, stream_sink,
+                               on_delivered, params, dead_letter_path)
 
     checkpoint_dir = str(metadata.get("checkpoint_dir") or ".")
+    dead_letter_path = os.path.join(checkpoint_dir, f"{file_stem}.deadletter.jsonl")
     options = RuntimeOptions(
         checkpoint_dir=checkpoint_dir,
         consumer=consumer,
@@ -203,9 +220,10 @@ def run_input(stanza_name: str, params: Mapping[str, str], metadata: Mapping[str
 
 
 def _build_pipeline(config: InputConfig, settings: "SplunkdSettings", consumer: str, server_host: str,
-                    stop: threading.Event, stop_pulling: threading.Event, out: BinaryIO,
+                    stop: threading.Event, stop_pulling: threading.Event,
+                    stream_sink: Callable[[threading.Event], "EventSink"],
                     on_delivered: Callable[[ShardBatch], None], params: Mapping[str, str],
-                    checkpoint_dir: str) -> "Pipeline":
+                    dead_letter_path: str) -> "Pipeline":
     """Everything that needs settings from splunkd, built fresh on each (re)start so a fixed account is picked up."""
     from .pipeline import Pipeline, PipelineSettings
     from .sls.client import Credentials, SlsClient
@@ -221,7 +239,7 @@ def _build_pipeline(config: InputConfig, settings: "SplunkdSettings", consumer: 
                             stop=stop_pulling)
     control_client = SlsClient(endpoint, credentials, config.project, proxy_url=proxy_url, max_attempts=3,
                                timeout=30.0, stop=stop)
-    sink = _build_sink(config, settings, stop, out, params, proxy_url, checkpoint_dir)
+    sink = _build_sink(config, settings, stop, stream_sink, params, proxy_url, dead_letter_path)
     shaper = EventShaper(EventMeta(index=config.index, sourcetype=config.sourcetype, source=config.source,
                                    default_host=config.host or server_host, host_field=config.host_field,
                                    json_fields=config.json_fields, stanza=config.stanza),
@@ -235,13 +253,13 @@ def _build_pipeline(config: InputConfig, settings: "SplunkdSettings", consumer: 
                     stop_event=stop_pulling, on_delivered=on_delivered)
 
 
-def _build_sink(config: InputConfig, settings: "SplunkdSettings", stop: threading.Event, out: BinaryIO,
-                params: Mapping[str, str], proxy_url: str, checkpoint_dir: str) -> "EventSink":
+def _build_sink(config: InputConfig, settings: "SplunkdSettings", stop: threading.Event,
+                stream_sink: Callable[[threading.Event], "EventSink"], params: Mapping[str, str], proxy_url: str,
+                dead_letter_path: str) -> "EventSink":
     from .splunk.hec import HecConfig, HecSink
-    from .splunk.stream_writer import StreamSink
 
     if config.delivery == "stream":
-        return StreamSink(out, stop)
+        return stream_sink(stop)
     if config.hec_destination:
         destination = settings.hec_destination(config.hec_destination)
         server_limit, check_hostname, hec_proxy = HEC_REQUEST_BYTES, True, proxy_url
@@ -257,7 +275,6 @@ def _build_sink(config: InputConfig, settings: "SplunkdSettings", stop: threadin
         ack_timeout=_hidden_float(params, "hec_ack_timeout", 300.0),
         ack_poll_interval=_hidden_float(params, "hec_ack_poll_interval", 1.0),
         config_retry_interval=_hidden_float(params, "retry_interval", 60.0))
-    dead_letter_path = os.path.join(checkpoint_dir, f"{config.name}.deadletter.jsonl")
     return HecSink(hec_config, dead_letter_path, stop=stop)
 
 
