@@ -23,6 +23,7 @@ from aliyun.log.consumer import ConsumerProcessorBase, ConsumerWorker, CursorPos
 from aliyun.log.pulllog_response import PullLogResponse
 
 from tests.emulators.sls.datagen import generate, mixed_spec
+from tests.emulators.sls.state import SlsError
 from tests.emulators.sls.testing import join_leftover_threads, sdk_endpoint, sdk_proxy_env, stop_workers
 from tests.integration.harness import AK_ID, AK_SECRET, LOGSTORE, PROJECT, PYTHONS, AddonEnv, wait_until
 
@@ -86,7 +87,7 @@ def non_utf8_values() -> Dict[Tuple[str, str], bytes]:
 def fully_checkpointed(env: AddonEnv, group: str) -> bool:
     try:
         return env.fully_checkpointed(group=group)
-    except Exception:  # the group does not exist until its first consumer joins
+    except SlsError:  # the group does not exist until its first consumer joins
         return False
 
 
