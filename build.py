@@ -279,9 +279,9 @@ def test_python() -> str:
     return ensure_venv("test", requirements)
 
 
-def unpack_for_tests(package: str) -> str:
+def unpack_for_tests(package: str, folder: str = "test-app") -> str:
     """Unpack the built package the way Splunk installs it: etc/apps/<app id>."""
-    apps = os.path.join(BUILD, "test-app")
+    apps = os.path.join(BUILD, folder)
     shutil.rmtree(apps, ignore_errors=True)
     os.makedirs(apps)
     with tarfile.open(package) as archive:
@@ -336,7 +336,7 @@ def built_app_for_tools() -> str:
     """The built app, unpacked, for the benchmark and the demo (building it if the source changed)."""
     version = addon_version()
     package = package_path(version) if package_is_current(version) else build_package()
-    return unpack_for_tests(package)
+    return unpack_for_tests(package, "tool-app")
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
