@@ -13,6 +13,7 @@ from .config import InputConfig, parse_input
 from .errors import ConfigError, ForwarderError, RetryableError
 
 if TYPE_CHECKING:
+    from .config import HecDestination
     from .pipeline import EventSink, Pipeline
     from .splunk.splunkd import SplunkdSettings
     from .workers import SupervisorLink
@@ -91,7 +92,8 @@ def _splunkd_uri(metadata: Mapping[str, str]) -> str:
 
 def check_input_live(name: str, params: Mapping[str, str], session_key: str,
                      server_uri: Optional[str] = None) -> InputConfig:
-    """Check, against SLS itself, that the input can work: key, endpoint, project, logstore, consumer-group quota.
+    """Check, against SLS itself, that the input can work: key, endpoint, project, logstore, consumer-group quota;
+    then the named HEC destination's TLS and token.
 
     Raises:
         ConfigError: with a sentence naming what is wrong.
@@ -103,8 +105,9 @@ def check_input_live(name: str, params: Mapping[str, str], session_key: str,
     config = parse_input(name, params)
     settings = SplunkdSettings(server_uri or _splunkd_uri({}), session_key)
     key_id, secret = settings.account(config.account)
+    destination = None
     if config.delivery == "hec" and config.hec_destination:
-        settings.hec_destination(config.hec_destination)
+        destination = settings.hec_destination(config.hec_destination)
     # 8 s per request and two attempts: a silent endpoint is reported well inside Splunk Web's 30 s REST timeout.
     client = SlsClient(parse_endpoint(config.endpoint), Credentials(key_id, secret), config.project,
                        proxy_url=settings.proxy().url, timeout=8.0, max_attempts=2)
@@ -120,7 +123,37 @@ def check_input_live(name: str, params: Mapping[str, str], session_key: str,
     if config.consumer_group not in names and len(names) >= CONSUMER_GROUP_QUOTA:
         raise ConfigError(f"logstore {config.logstore!r} already has {len(names)} consumer groups, the SLS maximum; "
                           f"reuse one of them or delete an unused one", code="ConsumerGroupQuotaExceed")
+    if destination is not None:
+        _check_hec_destination(destination, settings.proxy().url)
     return config
+
+
+def _check_hec_destination(destination: "HecDestination", proxy_url: str) -> None:
+    """Post an empty request to the HEC destination: HEC checks TLS and the token before it finds no data (code 5).
+
+    Only configuration errors (token invalid or disabled, TLS verification, unresolvable host) fail validation; a
+    busy or unreachable HEC may be temporary, and the input retries it anyway.
+
+    Raises:
+        ConfigError: naming the destination and what HEC refused.
+    """
+    from .errors import PermanentError
+    from .splunk.hec import HecConfig
+    from .splunk.hec.channel import process_channel
+    from .splunk.hec.sender import HecSender
+
+    config = HecConfig(url=destination.url, token=destination.token, ack=destination.use_ack,
+                       verify_tls=destination.verify_tls, ca_bundle=destination.ca_bundle, proxy_url=proxy_url,
+                       connect_timeout=8.0, read_timeout=8.0)
+    sender = HecSender(config, process_channel())
+    try:
+        sender.post_events(b"", False)
+    except ConfigError as err:
+        raise ConfigError(f"HEC destination {destination.name!r}: {err}", code=err.code, status=err.status) from None
+    except (PermanentError, RetryableError):
+        pass  # "No data" means the token and the connection are good; a busy HEC is not a configuration error
+    finally:
+        sender.close()
 
 
 def validate(metadata: Mapping[str, str], parameters: Mapping[str, str]) -> None:
