@@ -27,6 +27,7 @@ from .errors import ConfigError, ForwarderError, InvalidCursorError, RetryableEr
 from .sls.coordinator import Coordinator
 from .sls.decoder import decode_log_group_list
 from .tracker import ShardTracker
+from .transcode import make_transcode
 
 if TYPE_CHECKING:
     from .sls.client import SlsClient
@@ -246,8 +247,7 @@ class ShardConsumer(threading.Thread):
                 idle_pause = min(self._settings.idle_poll_max, idle_pause * 2)
                 continue
             try:
-                groups = self._pipeline.decode(result.data)
-                events, newest = self._pipeline.shaper.shape(groups)
+                events, newest = self._pipeline.transcode(result.data)
             except Exception as err:  # corrupt data is retried, never skipped; the ERROR names where it is
                 errors.failed("decode", err, cursor)
                 continue
@@ -458,6 +458,8 @@ class Pipeline:
         self.shaper = shaper
         self.settings = settings
         self.decode = decode
+        # decode + shape; fused into one pass over the bytes for the real decoder and EventShaper (see transcode.py)
+        self.transcode = make_transcode(shaper, decode)
         self.stop_event = stop_event if stop_event is not None else threading.Event()
         self.failed = threading.Event()
         self.error: Optional[ConfigError] = None

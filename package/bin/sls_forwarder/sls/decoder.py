@@ -8,18 +8,22 @@ Schema (aliyun/log/log_logs.proto, proto2)::
     Log          { required uint32 Time = 1; repeated Content Contents = 2; optional fixed32 Time_ns = 4; }
     Content, LogTag { required string Key = 1; required string Value = 2; }
 
-The hot loop is the Content fast path in ``_decode_log``: one-byte tags and key length, a one- or two-byte value
+The hot loop is the Content fast path in ``decode_log``: one-byte tags and key length, a one- or two-byte value
 length, no per-byte Python loop, keys decoded once per distinct byte string. Anything else (unusual field order,
 unknown fields, long keys) falls back to the general field-by-field path, which decodes the same result.
+
+``iter_log_group_frames`` and ``decode_log`` are the two halves of ``decode_log_group_list``; the fused transcoder
+(``sls_forwarder.transcode``) uses them to read the group-level fields and to decode the logs its fast path declines.
 """
 
 from __future__ import annotations
 
-from typing import Dict, List, NamedTuple, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 from ..errors import PermanentError
 
-__all__ = ["Log", "LogGroup", "DecodeError", "decode_log_group_list"]
+__all__ = ["Log", "LogGroup", "LogGroupFrame", "DecodeError", "decode_log", "decode_log_group_list",
+           "iter_log_group_frames"]
 
 
 class Log(NamedTuple):
@@ -33,6 +37,15 @@ class LogGroup(NamedTuple):
     source: str
     tags: List[Tuple[str, str]]  # LogTags in wire order
     logs: List[Log]
+
+
+class LogGroupFrame(NamedTuple):
+    """A LogGroup with its group-level fields decoded and its logs left undecoded."""
+
+    topic: str
+    source: str
+    tags: List[Tuple[str, str]]  # LogTags in wire order
+    log_spans: List[Tuple[int, int]]  # (start, stop) of each Log message in the LogGroupList bytes, wire order
 
 
 class DecodeError(PermanentError):
@@ -109,8 +122,23 @@ def _decode_pair(data: bytes, pos: int, end: int) -> Tuple[str, str]:
     return key, value
 
 
-def _decode_log(data: bytes, pos: int, end: int, key_cache: Dict[bytes, str]) -> Log:
-    """Decode one Log message occupying ``data[pos:end]``."""
+def decode_log(data: bytes, pos: int, end: int, key_cache: Optional[Dict[bytes, str]] = None) -> Log:
+    """Decode one Log message.
+
+    Arguments:
+        data: The LogGroupList bytes.
+        pos: Start of the Log message (as in ``LogGroupFrame.log_spans``).
+        end: End of the Log message.
+        key_cache: Decoded keys by their raw bytes, shared across calls of one batch; None for a private one.
+
+    Returns:
+        The Log.
+
+    Raises:
+        DecodeError: The message is malformed (may also raise IndexError on truncation; callers convert it).
+    """
+    if key_cache is None:
+        key_cache = {}
     time = time_ns = 0
     contents: List[Tuple[str, str]] = []
     append = contents.append
@@ -158,11 +186,11 @@ def _decode_log(data: bytes, pos: int, end: int, key_cache: Dict[bytes, str]) ->
     return Log(time, time_ns, contents)
 
 
-def _decode_group(data: bytes, pos: int, end: int, key_cache: Dict[bytes, str]) -> LogGroup:
-    """Decode one LogGroup message occupying ``data[pos:end]``."""
+def _scan_group(data: bytes, pos: int, end: int) -> LogGroupFrame:
+    """Read the LogGroup occupying ``data[pos:end]``: decode topic, source and tags; record where each Log is."""
     topic = source = ""
     tags: List[Tuple[str, str]] = []
-    logs: List[Log] = []
+    log_spans: List[Tuple[int, int]] = []
     while pos < end:
         tag, pos = _read_varint(data, pos)
         field, wire_type = tag >> 3, tag & 7
@@ -172,7 +200,7 @@ def _decode_group(data: bytes, pos: int, end: int, key_cache: Dict[bytes, str]) 
             continue
         start, pos = _read_length(data, pos, end)
         if field == 1:
-            logs.append(_decode_log(data, start, pos, key_cache))
+            log_spans.append((start, pos))
         elif field == 3:
             topic = _decode_text(data, start, pos)
         elif field == 4:
@@ -181,7 +209,30 @@ def _decode_group(data: bytes, pos: int, end: int, key_cache: Dict[bytes, str]) 
             tags.append(_decode_pair(data, start, pos))
     if pos != end:
         raise DecodeError("LogGroup overruns its length at offset %d" % pos, code="BadLogGroupList")
-    return LogGroup(topic, source, tags, logs)
+    return LogGroupFrame(topic, source, tags, log_spans)
+
+
+def iter_log_group_frames(data: bytes) -> Iterator[LogGroupFrame]:
+    """Yield each LogGroup of a LogGroupList with its logs left undecoded (see ``decode_log``).
+
+    Arguments:
+        data: The LogGroupList bytes (``bytes``; b"" yields nothing).
+
+    Raises:
+        DecodeError: The group-level structure is malformed. Truncation may surface as IndexError; callers that
+            need a DecodeError convert it, as ``decode_log_group_list`` does.
+    """
+    pos = 0
+    end = len(data)
+    while pos < end:
+        tag, pos = _read_varint(data, pos)
+        if tag == 0x0A:
+            start, pos = _read_length(data, pos, end)
+            yield _scan_group(data, start, pos)
+        else:
+            pos = _skip_field(data, pos, end, tag & 7)
+    if pos != end:
+        raise DecodeError("LogGroupList is truncated (%d bytes)" % end, code="BadLogGroupList")
 
 
 def decode_log_group_list(data: bytes) -> List[LogGroup]:
@@ -199,19 +250,11 @@ def decode_log_group_list(data: bytes) -> List[LogGroup]:
     if not isinstance(data, bytes):
         data = bytes(data)
     key_cache: Dict[bytes, str] = {}
-    groups: List[LogGroup] = []
-    pos = 0
-    end = len(data)
     try:
-        while pos < end:
-            tag, pos = _read_varint(data, pos)
-            if tag == 0x0A:
-                start, pos = _read_length(data, pos, end)
-                groups.append(_decode_group(data, start, pos, key_cache))
-            else:
-                pos = _skip_field(data, pos, end, tag & 7)
+        return [
+            LogGroup(frame.topic, frame.source, frame.tags,
+                     [decode_log(data, start, stop, key_cache) for start, stop in frame.log_spans])
+            for frame in iter_log_group_frames(data)
+        ]
     except IndexError:
-        raise DecodeError("LogGroupList is truncated (%d bytes)" % end, code="BadLogGroupList") from None
-    if pos != end:
-        raise DecodeError("LogGroupList is truncated (%d bytes)" % end, code="BadLogGroupList")
-    return groups
+        raise DecodeError("LogGroupList is truncated (%d bytes)" % len(data), code="BadLogGroupList") from None

@@ -121,9 +121,14 @@ def _reject_constant(name: str) -> Any:
 _STRICT_JSON = json.JSONDecoder(parse_constant=_reject_constant)
 
 
+# What the json module accepts around a document; str.strip() would also drop e.g. U+00A0 or \x1c, which make the
+# value invalid JSON.
+_JSON_WHITESPACE = " \t\n\r"
+
+
 def _embedded_json(value: str) -> Optional[str]:
     """Return the text to splice for a ``json_fields`` value, or None when it is not a JSON object or array."""
-    stripped = value.strip()
+    stripped = value.strip(_JSON_WHITESPACE)
     if not stripped or stripped[0] not in "{[":
         return None
     try:
@@ -215,6 +220,56 @@ class EventShaper:
                 if value
             ) + ',"event":'
             self._suffix = "}"
+
+    # -------------------------------------------------------------------------------------------------------------
+    # Rendering pieces, public for sls_forwarder.transcode, which splices them into events without decoded tuples.
+    # -------------------------------------------------------------------------------------------------------------
+
+    def envelope(self) -> Tuple[str, str, str, str]:
+        """The fixed text of every event: (before time, between time and host, after host up to the body, after body).
+
+        An event is ``before_time + time + before_host + host + after_host + body + after_body``.
+        """
+        return self._prefix, self._before_host, self._after_host, self._suffix
+
+    def render_key(self, key: str) -> str:
+        """A content key as it appears in the body: a JSON string literal, XML-escaped for the stream."""
+        quoted = json_string(key)
+        return _xml_escape(quoted) if self._stream else quoted
+
+    def render_value(self, value: str) -> str:
+        """A plain (not ``json_fields``) content value as it appears between its quotes in the body."""
+        return self._escape_inner(value)
+
+    def render_json_field(self, value: str) -> str:
+        """A ``json_fields`` value as it appears in the body: the embedded JSON, or a quoted string literal."""
+        embedded = _embedded_json(value)
+        if embedded is None:
+            return '"' + self._escape_inner(value) + '"'
+        return _xml_escape(embedded) if self._stream else embedded
+
+    def render_group(self, group: Any) -> Tuple[str, Optional[str]]:
+        """The group's part of its events.
+
+        Arguments:
+            group: Anything with topic, source and tags like ``sls.decoder.LogGroup``.
+
+        Returns:
+            The body text from ``"__topic__"`` up to the value of ``"__time__"`` (exclusive), and the rendered host
+            when ``host_field`` is a group-level field (None when it is a content key).
+        """
+        return self._group_tail(group), (self._group_host(group) if self._host_from_group else None)
+
+    def render_host(self, value: str) -> str:
+        """The host element text or JSON value for a ``host_field`` value ("" means ``default_host``)."""
+        return self._render_host(value)
+
+    @property
+    def host_from_group(self) -> bool:
+        """True when ``host_field`` is ``__topic__``, ``__source__`` or a ``__tag__:`` field."""
+        return self._host_from_group
+
+    # -------------------------------------------------------------------------------------------------------------
 
     def shape(self, groups: Iterable[Any]) -> Tuple[List[bytes], int]:
         """Serialize every log of ``groups``.
@@ -325,10 +380,7 @@ class EventShaper:
         parts = []
         json_positions = []
         for position, key in enumerate(keys):
-            quoted = json_string(key)
-            if self._stream:
-                quoted = _xml_escape(quoted)
-            quoted = quoted.replace("%", "%%")
+            quoted = self.render_key(key).replace("%", "%%")
             if key in self._json_fields:
                 json_positions.append(position)
                 parts.append(quoted + ":%s")
@@ -360,11 +412,7 @@ class EventShaper:
         unsafe = self._unsafe
         for position, value in enumerate(values):
             if position in json_positions:
-                embedded = _embedded_json(value)
-                if embedded is None:
-                    rendered[position] = '"' + self._escape_inner(value) + '"'
-                else:
-                    rendered[position] = _xml_escape(embedded) if self._stream else embedded
+                rendered[position] = self.render_json_field(value)
             elif not _is_clean(value, special_bytes, unsafe):
                 rendered[position] = self._escape_inner(value)
         return tuple(rendered)

@@ -1,0 +1,356 @@
+"""Fused decode and shape: PullLogs LogGroupList bytes straight to serialized Splunk events.
+
+Decoding every value to ``str`` and building tuples (``sls.decoder``), then escaping and encoding them again
+(``splunk.events.EventShaper``) costs the whole end-to-end CPU budget on its own. ``Transcoder`` produces the same
+bytes while working on the protobuf bytes directly:
+
+- A Content field's header (tag, size, key, value length) repeats from log to log, so its exact bytes are looked
+  up in a dict: one slice and one lookup validate the framing and locate the value, where a parser reads and
+  checks each varint. A header parses in exactly one way, so a hit cannot be a misparse.
+- Values stay bytes. When a log's values are all ASCII without JSON (and, for the stream, XML) specials, which one
+  ``bytes.translate`` over the joined values decides, the raw bytes already are the escaped text and are spliced
+  as they are. Only the values of the other logs are decoded, escaped and encoded, one by one.
+- Each key sequence gets a cached bytes %-template of the whole event, with the envelope, metadata and escaped
+  keys already in place, so a log costs one ``%`` of its time, host, values and group tail.
+- The time varint is looked up by its raw bytes: many logs share a second.
+- Whatever the fast path does not recognise (unknown fields, unusual field order, keys of 128 bytes or more) is
+  decoded with ``sls.decoder.decode_log`` and shaped by ``EventShaper``, one log at a time. A batch that fails
+  anywhere is redone on that straightforward path, so malformed data raises the decoder's ``DecodeError``.
+
+The result is byte for byte ``EventShaper.shape(decode_log_group_list(data))``; the unit tests check that on the
+generated data sets and on random LogGroupLists. Like ``pipeline``, this module belongs to the pipeline layer and
+imports both ``sls`` and ``splunk``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from .sls.decoder import DecodeError, LogGroup, LogGroupFrame, decode_log, decode_log_group_list, iter_log_group_frames
+from .splunk.events import EventShaper
+
+__all__ = ["Transcoder", "make_transcode"]
+
+# Wire bytes of the fields the fast path knows (see sls/decoder.py for the schema).
+_TIME_TAG = 0x08  # Log.Time, varint
+_CONTENT_TAG = 0x12  # Log.Contents, length-delimited
+_TIME_NS_TAG = 0x25  # Log.Time_ns, fixed32
+_KEY_TAG = 0x0A  # Content.Key, length-delimited
+_VALUE_TAG = 0x12  # Content.Value, length-delimited
+# Log.Time as a 5-byte varint, the size of every unix time from 1978 to 2106: the cached form.
+_CACHED_TIME_SIZE = 6
+
+# Bytes that keep a value from being spliced raw: JSON specials and controls, and every non-ASCII byte (its text
+# may be invalid UTF-8 or U+FFFE/U+FFFF, which the body escapes); for the stream also XML's & < >.
+_JSON_UNSAFE_BYTES = bytes(range(0x20)) + b'"\\' + bytes(range(0x80, 0x100))
+_STREAM_UNSAFE_BYTES = _JSON_UNSAFE_BYTES + b"&<>"
+# Bytes whose escaping needs the text: controls (\n, \u0001 ...) and non-ASCII.
+_HARD_BYTES = bytes(range(0x20)) + bytes(range(0x80, 0x100))
+
+# The caches hold what repeats (headers, key sequences, seconds, hosts); the bound only protects against
+# pathological data. A full cache is emptied and refilled, which adapts to data that changes shape.
+_HEADER_CACHE_LIMIT = 16384
+_CACHE_LIMIT = 4096
+
+Events = Tuple[List[bytes], int]
+# A cached Content header: (value start, content end) relative to the header's first byte, and the decoded key.
+_Header = Tuple[int, int, str]
+# A cached Log.Time: (seconds, seconds as text, bytes of the Time field).
+_Time = Tuple[int, bytes, int]
+
+
+class _Template:
+    """The cached %-template of one key sequence: a whole event with slots for time, host, values and group tail."""
+
+    __slots__ = ("format", "json_positions", "escape_positions", "host_position")
+
+    def __init__(self, format_bytes: bytes, json_positions: Tuple[int, ...], host_position: int) -> None:
+        self.format = format_bytes
+        self.json_positions = json_positions  # slots of json_fields keys
+        self.escape_positions: Tuple[int, ...] = ()  # plain values that needed escaping in an earlier log
+        self.host_position = host_position  # index of the host_field value, -1 when absent or group-level
+
+
+def _percent_escaped(text: str) -> bytes:
+    """Fixed text for a %-template: UTF-8, with % doubled."""
+    return text.encode("utf-8").replace(b"%", b"%%")
+
+
+def _read_varint(data: bytes, pos: int) -> Tuple[int, int]:
+    """Return (value, position after the varint) for the varint at ``pos``; at most 10 bytes are read."""
+    result = 0
+    for shift in range(0, 70, 7):
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+    raise DecodeError("varint longer than 10 bytes at offset %d" % pos, code="BadLogGroupList")
+
+
+class Transcoder:
+    """Turns PullLogs bodies into the events ``shaper`` would make from the decoded log groups, faster.
+
+    Arguments:
+        shaper: The input's EventShaper; it defines the output and renders whatever the fast path does not.
+
+    Thread-safe: shard consumers may share one Transcoder (its caches only ever map a key to the same value).
+    """
+
+    def __init__(self, shaper: EventShaper) -> None:
+        self.shaper = shaper
+        self._stream = shaper.fmt == "stream"
+        self._unsafe = _STREAM_UNSAFE_BYTES if shaper.fmt == "stream" else _JSON_UNSAFE_BYTES
+        self._json_fields = frozenset(shaper.meta.json_fields)
+        before_time, before_host, after_host, after_body = shaper.envelope()
+        # Every template starts with these and ends with the group tail slot; the body's "{" opens the key list.
+        self._template_head = (_percent_escaped(before_time) + b"%s" + _percent_escaped(before_host) + b"%s"
+                               + _percent_escaped(after_host) + b"{")
+        self._template_end = b"%s}" + _percent_escaped(after_body)
+        self._default_host = shaper.render_host("").encode("utf-8")
+        self._headers: Dict[bytes, _Header] = {}
+        self._times: Dict[bytes, _Time] = {}
+        self._templates: Dict[Tuple[str, ...], _Template] = {}
+        self._hosts: Dict[bytes, bytes] = {}
+
+    def transcode(self, data: bytes) -> Events:
+        """Serialize every log of a LogGroupList.
+
+        Arguments:
+            data: The uncompressed PullLogs body.
+
+        Returns:
+            The UTF-8 events in wire order and the newest ``__time__`` (0 when there are no logs), exactly as
+            ``shaper.shape(decode_log_group_list(data))``.
+
+        Raises:
+            DecodeError: The bytes are not a well-formed LogGroupList.
+        """
+        if not isinstance(data, bytes):
+            data = bytes(data)
+        try:
+            return self._transcode(data)
+        except (DecodeError, IndexError):
+            # Malformed data, or valid data the fast path read past the end of (an empty Content as the very last
+            # bytes): the straightforward path gives the events or raises the decoder's own error.
+            return self.shaper.shape(decode_log_group_list(data))
+
+    def _transcode(self, data: bytes) -> Events:
+        # The per-log loop is written out in one function: a call per log or per field would cost more than the
+        # field itself. Locals stand in for attribute lookups for the same reason.
+        events: List[bytes] = []
+        append = events.append
+        newest = 0
+        headers_get = self._headers.get
+        times_get = self._times.get
+        templates_get = self._templates.get
+        unsafe = self._unsafe
+        for frame in iter_log_group_frames(data):
+            if not frame.log_spans:
+                continue
+            group_tail, group_host = self._render_group(frame)
+            for start, stop in frame.log_spans:
+                # Log.Time comes first in every producer's encoding.
+                timing = times_get(data[start:start + _CACHED_TIME_SIZE])
+                if timing is None:
+                    timing = self._read_time(data, start)
+                    if timing is None:
+                        event, seconds = self._reference_event(frame, data, start, stop)
+                        append(event)
+                        newest = max(newest, seconds)
+                        continue
+                seconds, seconds_text, pos = timing[0], timing[1], start + timing[2]
+
+                # Contents, then the optional Time_ns as the last field.
+                keys: List[str] = []
+                values: List[bytes] = []
+                nanos = 0
+                while pos < stop:
+                    # A short Content: tag, 1-byte size, key tag, 1-byte key size, key, value tag, 1-byte value size.
+                    header = headers_get(data[pos:pos + 6 + data[pos + 3]])
+                    if header is None:
+                        if data[pos] == _TIME_NS_TAG and pos + 5 == stop:
+                            nanos = int.from_bytes(data[pos + 1:stop], "little")
+                            pos = stop
+                            break
+                        if data[pos + 1] >= 0x80:
+                            # A long Content (128 bytes or more): 2-byte size and, nearly always, 2-byte value size.
+                            header = headers_get(data[pos:pos + 8 + data[pos + 4]])
+                        if header is None:
+                            header = self._read_header(data, pos, stop)
+                            if header is None:
+                                break
+                    value_start, content_size, key = header
+                    values.append(data[pos + value_start:pos + content_size])
+                    keys.append(key)
+                    pos += content_size
+                if pos != stop:
+                    event, seconds = self._reference_event(frame, data, start, stop)
+                    append(event)
+                    newest = max(newest, seconds)
+                    continue
+                if seconds > newest:
+                    newest = seconds
+
+                key_tuple = tuple(keys)
+                template = templates_get(key_tuple)
+                if template is None:
+                    template = self._template(key_tuple)
+                # The host comes from the raw value, before escaping.
+                host = group_host if group_host is not None else self._content_host(values, template.host_position)
+                if template.json_positions or template.escape_positions:
+                    values = self._render_values(values, template)
+                else:
+                    joined = b"".join(values)
+                    if len(joined.translate(None, unsafe)) != len(joined):
+                        values = self._render_values(values, template)
+                if nanos:
+                    time_text = b"%s.%09d" % (seconds_text, nanos)
+                    body_end = b'%s%s,"__time_ns_part__":%d' % (group_tail, seconds_text, nanos)
+                else:
+                    time_text = seconds_text
+                    body_end = group_tail + seconds_text
+                append(template.format % (time_text, host, *values, body_end))
+        return events, newest
+
+    # ------------------------------------------------------------------------------------------- wire format
+
+    def _read_time(self, data: bytes, start: int) -> Optional[_Time]:
+        """Read a Log.Time that is not cached yet; cache it when it has the usual 5-byte form. None if absent."""
+        if data[start] != _TIME_TAG:
+            return None
+        seconds, pos = _read_varint(data, start + 1)
+        timing = (seconds, b"%d" % seconds, pos - start)
+        if pos - start == _CACHED_TIME_SIZE:
+            if len(self._times) >= _CACHE_LIMIT:
+                self._times.clear()
+            self._times[data[start:pos]] = timing
+        return timing
+
+    def _read_header(self, data: bytes, pos: int, stop: int) -> Optional[_Header]:
+        """Parse a Content header that is not cached yet and cache it.
+
+        Returns None when the field at ``pos`` is not a Content of exactly a key (shorter than 128 bytes) followed by
+        a value, within ``stop``: the log then takes the straightforward path.
+        """
+        if data[pos] != _CONTENT_TAG:
+            return None
+        content_size, key_start = _read_varint(data, pos + 1)
+        content_stop = key_start + content_size
+        if content_stop > stop or data[key_start] != _KEY_TAG or data[key_start + 1] >= 0x80:
+            return None
+        key_stop = key_start + 2 + data[key_start + 1]
+        if key_stop >= content_stop or data[key_stop] != _VALUE_TAG:
+            return None
+        value_size, value_start = _read_varint(data, key_stop + 1)
+        if value_start + value_size != content_stop:
+            return None
+        header = (value_start - pos, content_stop - pos, data[key_start + 2:key_stop].decode("utf-8", "replace"))
+        if len(self._headers) >= _HEADER_CACHE_LIMIT:
+            self._headers.clear()
+        self._headers[data[pos:value_start]] = header
+        return header
+
+    def _reference_event(self, frame: LogGroupFrame, data: bytes, start: int, stop: int) -> Tuple[bytes, int]:
+        """The straightforward path for one log: decode it, shape it. Returns (event, __time__)."""
+        log = decode_log(data, start, stop)
+        events, _ = self.shaper.shape([LogGroup(frame.topic, frame.source, frame.tags, [log])])
+        return events[0], log.time
+
+    # ------------------------------------------------------------------------------------------- rendering
+
+    def _render_group(self, frame: LogGroupFrame) -> Tuple[bytes, Optional[bytes]]:
+        """(group tail up to the ``__time__`` value, rendered host or None when it comes from a content)."""
+        tail, host = self.shaper.render_group(frame)
+        return tail.encode("utf-8"), (None if host is None else host.encode("utf-8"))
+
+    def _template(self, keys: Tuple[str, ...]) -> _Template:
+        shaper = self.shaper
+        fields = []
+        json_positions = []
+        for position, key in enumerate(keys):
+            rendered_key = _percent_escaped(shaper.render_key(key))
+            if key in self._json_fields:
+                json_positions.append(position)
+                fields.append(rendered_key + b":%s,")  # the slot gets embedded JSON or a quoted string
+            else:
+                fields.append(rendered_key + b':"%s",')
+        host_field = shaper.meta.host_field
+        host_position = -1
+        if not shaper.host_from_group and host_field in keys:
+            host_position = keys.index(host_field)  # the first one, as EventShaper does
+        template = _Template(self._template_head + b"".join(fields) + self._template_end, tuple(json_positions),
+                             host_position)
+        if len(self._templates) >= _CACHE_LIMIT:
+            self._templates.clear()
+        self._templates[keys] = template
+        return template
+
+    def _content_host(self, values: Sequence[bytes], host_position: int) -> bytes:
+        if host_position < 0:
+            return self._default_host
+        raw = values[host_position]
+        host = self._hosts.get(raw)
+        if host is None:
+            host = self.shaper.render_host(raw.decode("utf-8", "replace")).encode("utf-8")
+            if len(self._hosts) >= _CACHE_LIMIT:
+                self._hosts.clear()
+            self._hosts[raw] = host
+        return host
+
+    def _render_values(self, values: List[bytes], template: _Template) -> List[bytes]:
+        """Values of a log that has ``json_fields`` slots or values that need escaping, as they go into the template.
+
+        The slots known to need work are rendered one by one; the other values are checked together, and a position
+        found to need escaping joins ``template.escape_positions``, so the next logs of the template (whose values
+        tend to look alike: a JSON document in a string, a message with quotes) skip the search.
+        """
+        render_json = self.shaper.render_json_field
+        escape = self._escape_value
+        slots = template.json_positions + template.escape_positions
+        rendered = [render_json(values[position].decode("utf-8", "replace")).encode("utf-8")
+                    for position in template.json_positions]
+        rendered += [escape(values[position]) for position in template.escape_positions]
+        for position in slots:
+            values[position] = b""  # blanked, so that one check over the joined values covers the others
+        unsafe = self._unsafe
+        joined = b"".join(values)
+        if len(joined.translate(None, unsafe)) != len(joined):
+            for position, value in enumerate(values):
+                if len(value.translate(None, unsafe)) != len(value):
+                    values[position] = escape(value)
+                    if position not in template.escape_positions:
+                        template.escape_positions += (position,)
+        for position, text in zip(slots, rendered):
+            values[position] = text
+        return values
+
+    def _escape_value(self, value: bytes) -> bytes:
+        """A plain value as it goes between its quotes (any value: a clean one comes back unchanged)."""
+        if len(value.translate(None, _HARD_BYTES)) == len(value):
+            # ASCII without control characters: JSON only escapes " and \ in it, so bytes.replace does it without a
+            # decode and encode (json.dumps writes exactly these two escapes for them).
+            value = value.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+            if self._stream:
+                value = value.replace(b"&", b"&amp;").replace(b"<", b"&lt;").replace(b">", b"&gt;")
+            return value
+        return self.shaper.render_value(value.decode("utf-8", "replace")).encode("utf-8")
+
+
+def make_transcode(shaper: EventShaper, decode: Callable[[bytes], list]) -> Callable[[bytes], Events]:
+    """The pipeline's decode-and-shape step.
+
+    Arguments:
+        shaper: The input's shaper (tests may pass a stand-in).
+        decode: The LogGroupList decoder (tests may pass a stand-in).
+
+    Returns:
+        ``Transcoder(shaper).transcode`` for the real decoder and an EventShaper, else ``shaper.shape(decode(data))``.
+    """
+    if decode is decode_log_group_list and isinstance(shaper, EventShaper):
+        return Transcoder(shaper).transcode
+
+    def decode_and_shape(data: bytes) -> Events:
+        return shaper.shape(decode(data))
+
+    return decode_and_shape
