@@ -29,7 +29,7 @@ def test_slow_hec_backlog_keeps_memory_bounded(summary) -> None:
         assert running.terminate(timeout=30) == 0, running.stderr_text()[-2000:]
         result = env.compare(spec.event_ids(), env.hec_ids())
 
-    summary(result.row(f"6 backpressure ({BACKLOG_BYTES // 1_000_000} MB, slow HEC)", peak_rss_mb=rss.peak_mb))
+    summary(result.row(f"6 backpressure {BACKLOG_BYTES // 1_000_000} MB slow HEC", peak_rss_mb=rss.peak_mb))
     print(f"backlog {BACKLOG_BYTES / 1e6:.0f} MB, {spec.event_count} events, peak RSS {rss.peak_mb:.0f} MB")
     assert result.missing == set() and result.duplicates == 0, result
     assert rss.peak_mb < RSS_BOUND_MB, f"peak RSS {rss.peak_mb:.0f} MB"

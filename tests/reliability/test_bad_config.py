@@ -169,8 +169,8 @@ def run_cases(env: ReliabilityEnv, tls_hec: HecEmulator, summary: Callable[[Dict
     for running in runs.values():  # all at once: an input whose HEC refuses it waits out its shutdown timeout
         if running.running:
             running.process.terminate()
-    for case in cases:
-        assert runs[case.name].terminate(timeout=60) in (0, 1), case.name
+    for case in cases:  # wait, not terminate: a second SIGTERM after the handlers are restored would kill it
+        assert runs[case.name].wait(timeout=60) in (0, 1), case.name
 
     # HEC refused the index: every event is in the dead-letter file with its shard and cursor, none is lost.
     dead_letters = [json.loads(line) for line in
@@ -179,7 +179,7 @@ def run_cases(env: ReliabilityEnv, tls_hec: HecEmulator, summary: Callable[[Dict
     assert {record["hec_code"] for record in dead_letters} == {"hec:7"}
     assert all(record["shard"] in (0, 1) and record["cursor"] for record in dead_letters)
     result = env.compare(hec_data["hec-index"], dead_ids)
-    summary(result.row("7 bad config (11 cases; dead-lettered)"))
+    summary(result.row("7 bad config, 11 cases (DLQ)"))
     assert result.missing == set(), sorted(result.missing)[:5]
     assert not any(event["event"]["event_id"].startswith("hec-") for event in hec.events() + tls_hec.events())
 

@@ -49,7 +49,7 @@ def test_repeated_kill_9_loses_nothing(summary) -> None:
         assert final.protocol_errors == [] and final.stream_closed
 
     result = env.compare(expected, [i for run in runs for i in env.stream_ids(run)])
-    summary(result.row(f"2 crash (kill -9 x{KILLS})"))
+    summary(result.row(f"2 crash, kill -9 x{KILLS}"))
     assert result.missing == set(), sorted(result.missing)[:5]
     assert result.duplicates <= replay_allowance, (result, replay_allowance)
     assert sum(1 for run in runs if run.killed) == KILLS

@@ -68,9 +68,10 @@ def test_killed_and_stopped_consumers_hand_their_shards_over(summary) -> None:
                 assert index < cursor_index(str(points[shard_id]["checkpoint"])), \
                     f"{event_id} was delivered by the stopping consumer but not checkpointed before it exited"
         requests = [r for r in env.sls.request_log if r.params.get("consumer") == consumer("hf_b")]
-        last_commit = max(r.time for r in requests if r.api == "update_checkpoint")
+        # A commit at shutdown (none if the interval commit already had everything) precedes the last heartbeat.
+        commits = [r.time for r in requests if r.api == "update_checkpoint"]
         last_heartbeat = max(r.time for r in requests if r.api == "heartbeat")
-        assert last_commit <= last_heartbeat, "the stopping consumer sent its last heartbeat before its last commit"
+        assert max(commits, default=0.0) <= last_heartbeat, "the last heartbeat went out before the last commit"
         wait_until(lambda: stopped_shards <= owned_by("hf_c"), timeout=60, interval=0.05,
                    message="the stopped consumer's shards to move")
         handover_seconds = time.monotonic() - terminated_at
@@ -80,7 +81,7 @@ def test_killed_and_stopped_consumers_hand_their_shards_over(summary) -> None:
 
     expected = set().union(*(chunk.event_ids() for chunk in chunks))
     result = env.compare(expected, [i for run in runs.values() for i in env.stream_ids(run)])
-    summary(result.row("3 failover (kill -9, then SIGTERM)"))
+    summary(result.row("3 failover, kill -9 + SIGTERM"))
     assert result.missing == set(), sorted(result.missing)[:5]
     # Only the killed consumer's uncommitted tail can arrive twice: the graceful stop committed all it delivered.
     killed_delivered = len(env.stream_ids(runs["hf_a"]))

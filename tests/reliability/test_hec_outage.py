@@ -71,7 +71,7 @@ def test_hec_outage_loses_nothing_and_checkpoints_only_acknowledged_data(summary
 
         expected = set().union(*(spec.event_ids() for spec in phases))
         result = env.compare(expected, env.hec_ids())
-        summary(result.row("1 HEC outage (503, drops, no acks)"))
+        summary(result.row("1 HEC outage 503/drop/no-ack"))
         assert result.missing == set(), sorted(result.missing)[:5]
         # Busy answers and connections dropped before HEC read the data cannot duplicate; requests whose ack never
         # came are sent again, so at most their events arrive twice.

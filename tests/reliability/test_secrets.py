@@ -44,5 +44,5 @@ def test_secrets_never_reach_logs_events_or_validation(summary) -> None:
         scanned = env.assert_no_secrets()
 
     result = env.compare(spec.event_ids(), env.stream_ids(via_proxy))
-    summary(result.row(f"9 secrets ({scanned} texts grepped)"))
+    summary(result.row(f"9 secrets, {scanned} texts grepped"))
     assert result.missing == set() and result.duplicates == 0, result
