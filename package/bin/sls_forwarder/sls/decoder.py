@@ -191,7 +191,24 @@ def _scan_group(data: bytes, pos: int, end: int) -> LogGroupFrame:
     topic = source = ""
     tags: List[Tuple[str, str]] = []
     log_spans: List[Tuple[int, int]] = []
+    append_span = log_spans.append
     while pos < end:
+        if data[pos] == 0x0A:
+            # Logs, nearly every field of a group: the tag and a length of up to two bytes are read inline.
+            size = data[pos + 1]
+            start = pos + 2
+            if size >= 0x80:
+                high = data[pos + 2]
+                if high >= 0x80:
+                    size, start = _read_varint(data, pos + 1)
+                else:
+                    size = (size & 0x7F) | high << 7
+                    start = pos + 3
+            pos = start + size
+            if pos > end:
+                raise DecodeError("Log runs past its LogGroup at offset %d" % start, code="BadLogGroupList")
+            append_span((start, pos))
+            continue
         tag, pos = _read_varint(data, pos)
         field, wire_type = tag >> 3, tag & 7
         if wire_type != _LENGTH_DELIMITED or field not in (1, 3, 4, 6):
