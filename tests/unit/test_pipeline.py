@@ -430,3 +430,48 @@ def test_each_commit_logs_the_shard_lag(made, caplog):
     line = next(r.getMessage() for r in caplog.records if "action=shard_lag" in r.getMessage())
     assert line.startswith("action=shard_lag shard=0 lag_seconds=")
     assert 100 <= int(line.rsplit("=", 1)[1]) < 200
+
+
+# ---------------------------------------------------------------------------------------- pull sizing (memory bound)
+
+@pytest.mark.parametrize("count,raw_size,expected", [
+    (0, 0, 5),             # nothing seen yet: the first, cautious count
+    (100, 100_000, 10),    # 1 KB groups: 16 would fit, the settings allow 10
+    (100, 4_000_000, 1),   # 40 KB groups against a 16 KB target: one at a time, never zero
+    (10, 80_000, 2),       # 8 KB groups: two fit the target
+])
+def test_next_pull_count_targets_bytes_not_groups(count, raw_size, expected):
+    sizing = settings(pull_count=10, pull_target_bytes=16_000, first_pull_count=5)
+    assert sizing.next_pull_count(count, raw_size) == expected
+
+
+def test_pull_pause_follows_full_pulls_at_once_and_slows_trickles():
+    sizing = settings(pull_target_bytes=1000, idle_poll_min=0.2, idle_poll_max=2.0)
+    assert sizing.pull_pause(count=7, requested=7, raw_size=10) == 0.0          # every group asked for came
+    assert sizing.pull_pause(count=1, requested=50, raw_size=1000) == 0.0       # the byte target was reached
+    assert 0 < sizing.pull_pause(count=1, requested=50, raw_size=10) <= 2.0     # a trickle waits
+
+
+class RecordingClient(FakeSlsClient):
+    """Records the group count of every pull."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.requested = []
+
+    def pull_logs(self, logstore, shard_id, cursor, count=1000, end_cursor="", query=""):
+        self.requested.append(count)
+        return super().pull_logs(logstore, shard_id, cursor, count, end_cursor, query)
+
+
+def test_pulls_shrink_to_the_byte_target_so_big_groups_do_not_grow_memory(made):
+    client = RecordingClient(shard_count=1)
+    client.append(0, 400)
+    client.assign(CONSUMER, {0})
+    sink = FakeSink(auto=True)
+    # The fake's groups serialise to about 25 bytes each: a 100-byte target means about 4 groups per pull.
+    start_pipeline(made, client, sink, pull_count=50, first_pull_count=20, pull_target_bytes=100)
+    assert wait_for(lambda: len(sink.delivered) == 400, timeout=10)
+    assert client.requested[0] == 20
+    assert max(client.requested[1:]) <= 5, client.requested[:10]
+    assert min(client.requested) >= 1

@@ -5,8 +5,9 @@ Guarantees:
 
 - A checkpoint is only ever ``ShardTracker.commit_cursor()``: the end of the longest run of delivered batches, so it
   never moves past data the sink has not delivered (at-least-once).
-- Memory is flat under any backlog: a shard stops pulling while ``max_batches_in_flight`` of its batches are
-  undelivered, and the sink may block ``send`` as well.
+- Memory is flat under any backlog: each pull asks for about ``pull_target_bytes`` of raw data (the log-group count
+  adapts to the groups' size, which varies from bytes to megabytes), a shard stops pulling while
+  ``max_batches_in_flight`` of its batches are undelivered, and the sink may block ``send`` as well.
 - ``InvalidCursor`` never jumps to the end of a shard: the cursor is retried, then the server checkpoint, and only if
   the data is really gone does the shard restart from the oldest retained data, with an ERROR naming the gap.
 
@@ -65,7 +66,10 @@ class PipelineSettings:
         consumer: This process's consumer name (see runtime.consumer_name).
         start_position: "begin", "end" or unix seconds; used only for shards without a server checkpoint.
         query: Optional SPL filter sent with every pull.
-        pull_count: Log groups per pull (SLS allows 1..1000).
+        pull_count: Most log groups per pull (SLS allows 1..1000).
+        pull_target_bytes: Raw bytes a pull should return; the group count adapts to the observed group size so a
+            shard's prefetch stays bounded in bytes, whatever the producers put into one group.
+        first_pull_count: Log groups asked for before any group size is known.
         heartbeat_interval: Seconds between heartbeats; the group timeout is twice this.
         order: Consume parent shards before their children after a split or merge.
         checkpoint_interval: Seconds between periodic checkpoint commits.
@@ -82,6 +86,8 @@ class PipelineSettings:
     start_position: Union[str, int] = "end"
     query: str = ""
     pull_count: int = 1000
+    pull_target_bytes: int = 2 << 20
+    first_pull_count: int = 100
     heartbeat_interval: float = 10.0
     order: bool = True
     checkpoint_interval: float = 5.0
@@ -91,18 +97,25 @@ class PipelineSettings:
     shard_status_ttl: float = 10.0
     error_backoff_cap: float = 30.0
 
-    def pull_pause(self, count: int, raw_size: int) -> float:
+    def pull_pause(self, count: int, requested: int, raw_size: int) -> float:
         """Pause after a pull that returned data; the official consumer's throttling table, scaled.
 
-        A full pull is followed at once; smaller ones wait longer so a trickling shard is not polled in a hot loop.
+        A full pull (all ``requested`` groups, or the byte target) is followed at once; smaller ones wait longer so a
+        trickling shard is not polled in a hot loop.
         """
-        if count >= self.pull_count or raw_size >= 4 << 20:
+        if count >= requested or raw_size >= self.pull_target_bytes:
             return 0.0
-        if count * 2 >= self.pull_count or raw_size >= 2 << 20:
+        if count * 2 >= requested or raw_size * 2 >= self.pull_target_bytes:
             return self.idle_poll_min / 4
-        if count * 10 >= self.pull_count or raw_size >= 1 << 20:
+        if count * 10 >= requested or raw_size * 4 >= self.pull_target_bytes:
             return self.idle_poll_min
         return min(self.idle_poll_max, self.idle_poll_min * 2.5)
+
+    def next_pull_count(self, count: int, raw_size: int) -> int:
+        """Groups to ask for next so the pull returns about ``pull_target_bytes``, within 1..``pull_count``."""
+        if count <= 0 or raw_size <= 0:
+            return min(self.first_pull_count, self.pull_count)
+        return max(1, min(self.pull_count, int(self.pull_target_bytes * count / raw_size)))
 
 
 class _ShardStatus:
@@ -222,6 +235,7 @@ class ShardConsumer(threading.Thread):
 
     def _consume(self) -> None:
         cursor = self._resolve_start()
+        pull_count = min(self._settings.first_pull_count, self._settings.pull_count)
         idle_pause = self._settings.idle_poll_min
         errors = _ErrorStreak(self)
         invalid_cursor = _ErrorStreak(self)
@@ -230,7 +244,7 @@ class ShardConsumer(threading.Thread):
                 return
             try:
                 result = self._pipeline.client.pull_logs(
-                    self._settings.logstore, self.shard_id, cursor, self._settings.pull_count,
+                    self._settings.logstore, self.shard_id, cursor, pull_count,
                     query=self._settings.query)
             except InvalidCursorError as err:
                 cursor = self._recover_cursor(cursor, err, invalid_cursor)
@@ -257,7 +271,8 @@ class ShardConsumer(threading.Thread):
             if not self._deliver(batch):
                 return
             cursor = result.next_cursor
-            self._pause(self._settings.pull_pause(result.count, result.raw_size))
+            self._pause(self._settings.pull_pause(result.count, pull_count, result.raw_size))
+            pull_count = self._settings.next_pull_count(result.count, result.raw_size)
 
     def _resolve_start(self) -> Optional[str]:
         """Server checkpoint if there is one, else ``start_position``; None if stopped first."""
