@@ -51,6 +51,8 @@ _HARD_BYTES = bytes(range(0x20)) + bytes(range(0x80, 0x100))
 # pathological data. A full cache is emptied and refilled, which adapts to data that changes shape.
 _HEADER_CACHE_LIMIT = 16384
 _CACHE_LIMIT = 4096
+# Host names are short; a host_field pointing at a long value is rendered every time rather than cached.
+_MAX_CACHED_HOST = 256
 
 Events = Tuple[List[bytes], int]
 # A cached Content header: (value start, content end) relative to the header's first byte, and the decoded key.
@@ -100,7 +102,7 @@ class Transcoder:
     def __init__(self, shaper: EventShaper) -> None:
         self.shaper = shaper
         self._stream = shaper.fmt == "stream"
-        self._unsafe = _STREAM_UNSAFE_BYTES if shaper.fmt == "stream" else _JSON_UNSAFE_BYTES
+        self._unsafe = _STREAM_UNSAFE_BYTES if self._stream else _JSON_UNSAFE_BYTES
         self._json_fields = frozenset(shaper.meta.json_fields)
         before_time, before_host, after_host, after_body = shaper.envelope()
         # Every template starts with these and ends with the group tail slot; the body's "{" opens the key list.
@@ -293,9 +295,10 @@ class Transcoder:
         host = self._hosts.get(raw)
         if host is None:
             host = self.shaper.render_host(raw.decode("utf-8", "replace")).encode("utf-8")
-            if len(self._hosts) >= _CACHE_LIMIT:
-                self._hosts.clear()
-            self._hosts[raw] = host
+            if len(raw) <= _MAX_CACHED_HOST:
+                if len(self._hosts) >= _CACHE_LIMIT:
+                    self._hosts.clear()
+                self._hosts[raw] = host
         return host
 
     def _render_values(self, values: List[bytes], template: _Template) -> List[bytes]:
