@@ -25,7 +25,7 @@ if os.name == "nt":  # pragma: no cover - exercised on Windows only
 else:
     import fcntl
 
-__all__ = ["RuntimeOptions", "ConsumerLock", "OrphanWatch", "consumer_name", "run"]
+__all__ = ["RuntimeOptions", "ConsumerLock", "OrphanWatch", "consumer_name", "install_signal_handlers", "run"]
 
 logger = logging.getLogger("sls_forwarder.runtime")
 
@@ -243,7 +243,7 @@ def run(build_pipeline: Callable[[threading.Event], Pipeline], options: RuntimeO
         0 (the process exit code) once stopped and shut down.
     """
     stop = stop if stop is not None else threading.Event()
-    restore_signals = _install_signal_handlers(stop) if options.handle_signals else _no_op
+    restore_signals = install_signal_handlers(stop) if options.handle_signals else _no_op
     watch = OrphanWatch(stop, options.orphan_check_interval) if options.orphan_check_interval > 0 else None
     if watch is not None:
         watch.start()
@@ -331,7 +331,7 @@ class _Attempts:
         self._count = 0
 
 
-def _install_signal_handlers(stop: threading.Event) -> Callable[[], None]:
+def install_signal_handlers(stop: threading.Event) -> Callable[[], None]:
     """Make SIGTERM, SIGINT and (Windows) SIGBREAK set ``stop``; return a function restoring the old handlers."""
     if threading.current_thread() is not threading.main_thread():
         logger.debug("action=signal_handlers_skipped reason=not_main_thread")

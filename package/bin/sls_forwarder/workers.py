@@ -636,11 +636,11 @@ def supervise(config: "InputConfig", stanza_name: str, params: Mapping[str, Any]
     Returns:
         0, the exit code for splunkd.
     """
-    from .runtime import OrphanWatch, _install_signal_handlers
+    from .runtime import OrphanWatch, install_signal_handlers
     from .splunk.stream_writer import StreamSink
 
     stop = threading.Event()
-    restore_signals = _install_signal_handlers(stop)
+    restore_signals = install_signal_handlers(stop)
     watch = OrphanWatch(stop)
     watch.start()
     sink = StreamSink(sys.stdout.buffer, stop) if config.delivery == "stream" else None
