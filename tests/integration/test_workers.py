@@ -153,3 +153,19 @@ def test_sigterm_mid_stream_exits_0_and_a_restart_resumes_without_gaps() -> None
         # A graceful stop lets the workers drain through the supervisor and commit, so nothing is read twice.
         result = env.compare(spec.event_ids(), env.stream_ids(first) + env.stream_ids(second))
         assert result.missing == set() and result.duplicates == 0, result
+
+
+def test_workers_bootstrap_the_local_hec_token_together_without_a_configuration_error() -> None:
+    """Three workers create the add-on's own HEC token at the same moment; the ones that lose the race read it."""
+    spec = DataSpec(kind="actiontrail", seed=91, event_count=900, logs_per_group=10)
+    with AddonEnv() as env:
+        env.load(spec, shards=3)
+        with env.start_input("prod", delivery="hec", workers=3, retry_interval=120) as running:
+            wait_until(lambda: len(env.hec.events()) >= spec.event_count and env.fully_checkpointed(),
+                       timeout=60, message="every event through the local HEC")
+            assert running.terminate(timeout=60) == 0
+        logs = "".join(env.log_text(f"prod-{index}") for index in range(3))
+        assert "action=config_error" not in logs and "Traceback" not in logs
+        assert list(env.splunkd.hec_tokens()) == ["ta_aliyun_sls"]
+        result = env.compare(spec.event_ids(), env.hec_ids())
+        assert result.missing == set() and result.duplicates == 0

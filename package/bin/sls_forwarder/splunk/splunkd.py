@@ -18,6 +18,7 @@ ACCOUNT_CONF = "ta_aliyun_sls_account"
 SETTINGS_CONF = "ta_aliyun_sls_settings"
 HEC_CONF = "ta_aliyun_sls_hec_destination"
 LOCAL_HEC_INPUT = "ta_aliyun_sls"
+HEC_APP = "splunk_httpinput"
 DEFAULT_MAX_CONTENT_LENGTH = 1_000_000
 MASK = "******"  # what UCC writes in the .conf in place of an encrypted value
 
@@ -177,39 +178,62 @@ class SplunkdSettings:
     def local_hec(self, index: str) -> Tuple[HecDestination, int]:
         """Enable this instance's HEC and a token of the add-on's own, as solnlib's HECEventWriter does.
 
+        One REST call per step, without solnlib's retry-with-traceback: several workers of one input bootstrap at the
+        same moment, and the one that loses the race to create the token (409) simply reads it.
+
         Returns:
             The destination (URL on this host, Splunk's CA, no host-name check) and max_content_length.
 
         Raises:
             ConfigError: HEC cannot be enabled or the token cannot be created with this session's rights.
         """
-        from solnlib.hec_config import HECConfig
+        from splunklib import binding
 
-        hec = HECConfig(self._session_key, scheme=self.scheme, host=self.host, port=self.port)
-        try:
-            settings = hec.get_settings()
-            if str(settings.get("disabled", "0")) in ("1", "true", "True"):
-                hec.update_settings({"disabled": 0})
-                settings = hec.get_settings()
-            token_input = hec.get_input(LOCAL_HEC_INPUT)
-            if not token_input:
-                token_input = hec.create_input(LOCAL_HEC_INPUT, {"index": index, "indexes": index})
-            elif str(token_input.get("disabled", "0")) in ("1", "true", "True"):
-                hec.update_input(LOCAL_HEC_INPUT, {"disabled": 0})
-            limits = hec.get_limits()
-        except Exception as err:
-            raise ConfigError(f"cannot enable the local HTTP Event Collector over splunkd REST: "
-                              f"{type(err).__name__}: {err}") from None
-        scheme = "https" if str(settings.get("enableSSL", "1")) in ("1", "true", "True") else "http"
-        port = int(settings.get("port") or 8088)
+        context = binding.Context(scheme=self.scheme, host=self.host, port=self.port, token=self._session_key,
+                                  owner="nobody", app=HEC_APP)
+
+        def call(method: str, path: str, **body: str) -> Dict[str, object]:
+            try:
+                send = context.get if method == "GET" else context.post
+                return json.loads(send(path, output_mode="json", **body).body.read())
+            except binding.HTTPError as err:
+                if err.status in (404, 409):
+                    return {}
+                raise ConfigError(f"cannot enable the local HTTP Event Collector: splunkd answered {err.status} "
+                                  f"to {method} {path}; the input's session needs the edit_token_http capability"
+                                  ) from None
+
+        def content(document: Dict[str, object]) -> Dict[str, str]:
+            entries = document.get("entry") or []
+            return dict(entries[0].get("content") or {}) if entries else {}  # type: ignore[union-attr,index]
+
+        settings = content(call("GET", "data/inputs/http/http"))
+        if not settings:
+            raise ConfigError("this Splunk instance has no HTTP Event Collector (data/inputs/http/http)")
+        if _truthy(settings.get("disabled")):
+            settings = content(call("POST", "data/inputs/http/http", disabled="0")) or settings
+        token_path = f"data/inputs/http/{LOCAL_HEC_INPUT}"
+        token_input = content(call("GET", token_path))
+        if not token_input:
+            # No `indexes` allow-list: inputs of this app write to different indexes through this one token.
+            token_input = (content(call("POST", "data/inputs/http", name=LOCAL_HEC_INPUT, index=index))
+                           or content(call("GET", token_path)))
+        elif _truthy(token_input.get("disabled")):
+            token_input = content(call("POST", token_path, disabled="0")) or token_input
         token = str(token_input.get("token") or "")
         if not token:
-            raise ConfigError("the local HEC token has no value; check data/inputs/http/ta_aliyun_sls")
+            raise ConfigError(f"the local HEC token has no value; check {token_path} in the splunk_httpinput app")
+        limits = content(call("GET", "configs/conf-limits/http_input"))
+        scheme = "https" if _truthy(settings.get("enableSSL", "1")) else "http"
+        port = int(settings.get("port") or 8088)
         ca_bundle = _splunk_ca_bundle()
         destination = HecDestination(name="local", url=f"{scheme}://{self.host}:{port}", token=token,
                                      use_ack=False, verify_tls=bool(ca_bundle), ca_bundle=ca_bundle)
-        max_content_length = int(limits.get("max_content_length") or DEFAULT_MAX_CONTENT_LENGTH)
-        return destination, max_content_length
+        return destination, int(limits.get("max_content_length") or DEFAULT_MAX_CONTENT_LENGTH)
+
+
+def _truthy(value: object) -> bool:
+    return str(value).strip().lower() in ("1", "true", "t", "yes")
 
 
 def _splunk_ca_bundle() -> str:
