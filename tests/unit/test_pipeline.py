@@ -475,3 +475,51 @@ def test_pulls_shrink_to_the_byte_target_so_big_groups_do_not_grow_memory(made):
     assert client.requested[0] == 20
     assert max(client.requested[1:]) <= 5, client.requested[:10]
     assert min(client.requested) >= 1
+
+
+# ---------------------------------------------------------------------------------------- review findings
+
+def test_a_failed_lookup_during_invalid_cursor_recovery_still_tries_the_server_checkpoint():
+    """A transient error while asking for the server checkpoint must not skip that step (and replay the shard)."""
+    from sls_forwarder.pipeline import _INVALID_CURSOR_RETRIES, ShardConsumer, _ErrorStreak
+
+    client = FakeSlsClient(shard_count=1)
+    client.append(0, 50)
+    client.checkpoints[0] = (encode_cursor(30), "earlier-run")
+    pipeline = Pipeline(client, FakeSink(auto=True), FakeShaper(), settings(), decode=fake_decode)
+    consumer = ShardConsumer(pipeline, 0)
+    invalid, lookups = _ErrorStreak(consumer), _ErrorStreak(consumer)
+    err = InvalidCursorError("invalid cursor", code="InvalidCursor", status=400)
+    stale = encode_cursor(10)
+    for _ in range(_INVALID_CURSOR_RETRIES):
+        assert consumer._recover_cursor(stale, err, invalid, lookups) == stale
+    client.fail("get_checkpoints", RetryableError("SLS is busy", code="InternalServerError", status=500))
+    assert consumer._recover_cursor(stale, err, invalid, lookups) == stale  # lookup failed: ask again next time
+    assert consumer._recover_cursor(stale, err, invalid, lookups) == encode_cursor(30)
+    assert ("get_cursor", 0, "begin") not in client.journal
+
+
+class RefusingSink(FakeSink):
+    """A sink that refuses every batch (e.g. its stdout broke), counting the attempts."""
+
+    def __init__(self):
+        super().__init__()
+        self.attempts = 0
+
+    def send(self, batch, on_done):
+        self.attempts += 1
+        raise RuntimeError("sink refuses")
+
+
+def test_a_revoked_shard_backs_off_while_the_sink_refuses_instead_of_spinning(made):
+    client = FakeSlsClient(shard_count=1)
+    client.append(0, 20)
+    client.assign(CONSUMER, {0})
+    sink = RefusingSink()
+    start_pipeline(made, client, sink, error_backoff_cap=0.2)
+    assert wait_for(lambda: sink.attempts >= 1)
+    client.assign(CONSUMER, set())  # the next heartbeat revokes the shard while its batch is refused
+    assert wait_for(lambda: ("heartbeat", CONSUMER, [0]) in client.journal or sink.attempts > 3, timeout=2)
+    before = sink.attempts
+    assert not wait_for(lambda: sink.attempts - before > 40, timeout=1.0), "revoked shard retried in a hot loop"
+    assert client.committed_index(0) in (None, 0), "nothing was delivered, so nothing may be committed"

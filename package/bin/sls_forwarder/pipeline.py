@@ -218,7 +218,11 @@ class ShardConsumer(threading.Thread):
             logger.exception("action=shard_consumer_crashed shard=%d", self.shard_id)
         if self._pipeline.stopping():
             return  # the pipeline drains the sink and commits every shard itself
-        self._drain_commit_release()
+        try:
+            self._drain_commit_release()
+        except Exception:  # a bug: release uncommitted (the next owner replays, duplicates only), never keep it
+            logger.exception("action=shard_release_failed shard=%d", self.shard_id)
+            self._pipeline.consumer_finished(self)
 
     def _active(self) -> bool:
         return not (self._revoked or self._pipeline.stopping())
@@ -247,7 +251,7 @@ class ShardConsumer(threading.Thread):
                     self._settings.logstore, self.shard_id, cursor, pull_count,
                     query=self._settings.query)
             except InvalidCursorError as err:
-                cursor = self._recover_cursor(cursor, err, invalid_cursor)
+                cursor = self._recover_cursor(cursor, err, invalid_cursor, errors)
                 continue
             except Exception as err:
                 errors.failed("pull_logs", err, cursor)
@@ -324,10 +328,11 @@ class ShardConsumer(threading.Thread):
                 self._pipeline.sink.send(batch, self._on_done)
                 return True
             except Exception as err:
-                # Not accepted: the batch stays in flight so the watermark cannot pass it.
+                # Not accepted: the batch stays in flight so the watermark cannot pass it. A revoke does not cut the
+                # pause short here (it would spin): the shard is released once this batch is delivered, or on stop.
                 if self._pipeline.stopping():
                     return False
-                errors.failed("sink_send", err, batch.cursor)
+                errors.failed("sink_send", err, batch.cursor, wake_on_revoke=False)
 
     def _on_done(self, batch: ShardBatch) -> None:
         """Sink callback (any thread): the batch is delivered or dead-lettered."""
@@ -343,18 +348,23 @@ class ShardConsumer(threading.Thread):
             self._state.notify_all()
         self._pipeline.delivered(batch)
 
-    def _recover_cursor(self, cursor: str, err: InvalidCursorError, errors: "_ErrorStreak") -> str:
-        """Choose where to read after InvalidCursor: the same cursor, the server checkpoint, or the oldest data."""
-        errors.count += 1
+    def _recover_cursor(self, cursor: str, err: InvalidCursorError, invalid: "_ErrorStreak",
+                        lookup_errors: "_ErrorStreak") -> str:
+        """Choose where to read after InvalidCursor: the same cursor, the server checkpoint, or the oldest data.
+
+        ``invalid`` counts InvalidCursor answers only; a failed lookup is counted in ``lookup_errors``, so a
+        transient control-plane error cannot skip the server-checkpoint step and replay the whole shard.
+        """
+        invalid.count += 1
         settings = self._settings
         control = self._pipeline.control_client
-        if errors.count <= _INVALID_CURSOR_RETRIES:
+        if invalid.count <= _INVALID_CURSOR_RETRIES:
             logger.warning("action=invalid_cursor shard=%d cursor=%s attempt=%d next=retry error=%s",
-                           self.shard_id, cursor, errors.count, err)
-            errors.pause()
+                           self.shard_id, cursor, invalid.count, err)
+            invalid.pause()
             return cursor
         try:
-            if errors.count == _INVALID_CURSOR_RETRIES + 1:
+            if invalid.count == _INVALID_CURSOR_RETRIES + 1:
                 checkpoint = control.get_checkpoints(settings.logstore, settings.consumer_group, self.shard_id)
                 stored = checkpoint[self.shard_id].cursor if self.shard_id in checkpoint else ""
                 if stored and stored != cursor:
@@ -363,7 +373,8 @@ class ShardConsumer(threading.Thread):
                     return stored
             oldest = control.get_cursor(settings.logstore, self.shard_id, "begin")
         except Exception as lookup_error:
-            errors.failed("invalid_cursor_recovery", lookup_error, cursor)
+            invalid.count -= 1  # this answer is asked about again: the next InvalidCursor repeats this step
+            lookup_errors.failed("invalid_cursor_recovery", lookup_error, cursor)
             return cursor
         with self._state:
             newest = self._newest_delivered
@@ -371,7 +382,7 @@ class ShardConsumer(threading.Thread):
                      "message=\"the cursor is no longer valid; reading again from the oldest data still stored. "
                      "Logs written after newest_delivered_time that expired before they were read are lost (gap)\"",
                      self.shard_id, cursor, oldest, newest)
-        errors.pause()
+        invalid.pause()
         return oldest
 
     def _at_end_of_readonly_shard(self, cursor: str) -> bool:
@@ -419,7 +430,7 @@ class _ErrorStreak:
         self._last_logged = float("-inf")
         self.count = 0
 
-    def failed(self, step: str, err: Exception, cursor: str) -> None:
+    def failed(self, step: str, err: Exception, cursor: str, wake_on_revoke: bool = True) -> None:
         """Log (first failure of a streak, then a reminder every few minutes), report config errors, pause."""
         self.count += 1
         now = time.monotonic()
@@ -436,10 +447,13 @@ class _ErrorStreak:
                              step, cursor, self.count, err, exc_info=err if self.count == 1 else None)
         if isinstance(err, ConfigError):
             self._consumer._pipeline.config_failed(err)
-        self.pause()
+        self.pause(wake_on_revoke)
 
-    def pause(self) -> None:
-        self._consumer._pause(self._backoff.next_delay())
+    def pause(self, wake_on_revoke: bool = True) -> None:
+        if wake_on_revoke:
+            self._consumer._pause(self._backoff.next_delay())
+        else:
+            self._consumer._pipeline.stop_event.wait(self._backoff.next_delay())
 
     def cleared(self) -> None:
         if self.count:
