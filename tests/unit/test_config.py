@@ -96,3 +96,16 @@ def test_hec_destination_requires_url_and_token():
         HecDestination.from_conf("idx", {"url": "hec.example.com", "token": "t"})
     with pytest.raises(ConfigError, match="token"):
         HecDestination.from_conf("idx", {"url": "https://hec.example.com"})
+
+
+@pytest.mark.parametrize("host", ["[::1", "proxy host", "http://proxy", "proxy:3128", ""])
+def test_malformed_proxy_host_is_rejected_without_the_password(host):
+    with pytest.raises(ConfigError) as caught:
+        ProxySettings.from_settings({"proxy_enabled": "1", "proxy_url": host, "proxy_port": "3128",
+                                     "proxy_username": "u", "proxy_password": "pa55-SECRET"})
+    assert "proxy host" in str(caught.value) and "pa55-SECRET" not in str(caught.value)
+
+
+def test_ipv6_proxy_host_is_accepted():
+    proxy = ProxySettings.from_settings({"proxy_enabled": "1", "proxy_url": "[::1]", "proxy_port": "3128"})
+    assert proxy.url == "http://[::1]:3128"

@@ -215,7 +215,9 @@ def test_config_error_at_start_is_one_line_per_attempt_then_recovers(tmp_path, c
     assert len(errors) == 3
     assert all(r.levelno == logging.ERROR and r.exc_info is None for r in errors)
     assert "code=SignatureNotMatch" in errors[0].getMessage() and "AccessKey secret is wrong" in errors[0].getMessage()
-    assert len(harness.pipelines) == 1, "start is retried on the same pipeline"
+    # Each attempt builds a new pipeline, so settings fixed in the meantime (the key here) are read again.
+    assert len(harness.pipelines) == 4
+    assert all(p.stopping() for p in harness.pipelines[:3]), "failed pipelines are shut down, not leaked"
     assert any("action=input_recovered" in r.getMessage() for r in caplog.records)
 
 

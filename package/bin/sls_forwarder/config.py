@@ -16,6 +16,8 @@ _PROJECT = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 _LOGSTORE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,61}[a-z0-9]$")
 _GROUP = re.compile(r"^[A-Za-z0-9_-]{2,128}$")
 _INPUT_NAME = re.compile(r"^[A-Za-z]\w{0,99}$")
+_PROXY_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
+_PROXY_IPV6 = re.compile(r"^\[[0-9A-Fa-f:.]+\]$")
 _ISO_TIME = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?(Z|[+-]\d{2}:?\d{2})?$")
 DELIVERIES = ("stream", "hec")
@@ -92,13 +94,20 @@ class ProxySettings:
 
     @classmethod
     def from_settings(cls, stanza: Mapping[str, str]) -> "ProxySettings":
+        enabled = parse_bool(stanza.get("proxy_enabled"), False)
+        host = str(stanza.get("proxy_url") or "").strip()
         port_text = str(stanza.get("proxy_port") or "0").strip()
         try:
             port = int(port_text)
         except ValueError:
             raise ConfigError(f"proxy_port {port_text!r} is not a port number") from None
-        return cls(enabled=parse_bool(stanza.get("proxy_enabled"), False), host=str(stanza.get("proxy_url") or ""),
-                   port=port, username=str(stanza.get("proxy_username") or ""),
+        # Checked here because a malformed host would otherwise surface inside a URL parse error that quotes the
+        # whole proxy URL, password included.
+        if enabled and not (_PROXY_HOST.match(host) or _PROXY_IPV6.match(host)):
+            raise ConfigError(f"proxy host {host!r} must be a host name or an IP address, without scheme or port")
+        if enabled and not 0 <= port <= 65535:
+            raise ConfigError(f"proxy_port {port} must be from 1 to 65535")
+        return cls(enabled=enabled, host=host, port=port, username=str(stanza.get("proxy_username") or ""),
                    password=str(stanza.get("proxy_password") or ""))
 
 

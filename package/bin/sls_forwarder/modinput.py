@@ -270,8 +270,10 @@ def _build_pipeline(config: InputConfig, settings: "SplunkdSettings", consumer: 
     # Pulls retry forever (never skip data); control calls give up soon so a failing heartbeat is noticed in time.
     data_client = SlsClient(endpoint, credentials, config.project, proxy_url=proxy_url, max_attempts=0,
                             stop=stop_pulling)
-    control_client = SlsClient(endpoint, credentials, config.project, proxy_url=proxy_url, max_attempts=3,
-                               timeout=30.0, stop=stop)
+    # Half a heartbeat per attempt, two attempts: a failing heartbeat is known within about one heartbeat interval,
+    # well inside the group timeout (two intervals), so lost ownership is noticed before the shards are handed on.
+    control_client = SlsClient(endpoint, credentials, config.project, proxy_url=proxy_url, max_attempts=2,
+                               timeout=max(5.0, config.heartbeat_interval / 2), stop=stop)
     sink = _build_sink(config, settings, stop, stream_sink, params, proxy_url, dead_letter_path)
     shaper = EventShaper(EventMeta(index=config.index, sourcetype=config.sourcetype, source=config.source,
                                    default_host=config.host or server_host, host_field=config.host_field,

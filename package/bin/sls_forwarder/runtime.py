@@ -15,7 +15,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Union
+from typing import Callable, Dict, Optional, Tuple, Union
 
 from .errors import ConfigError, ForwarderError
 from .pipeline import Pipeline
@@ -260,10 +260,10 @@ def run(build_pipeline: Callable[[threading.Event], Pipeline], options: RuntimeO
                 attempts.failed("build", err)
                 stop.wait(options.retry_interval)
                 continue
-            failure = _run_pipeline(pipeline, stop, options, attempts)
+            step, failure = _run_pipeline(pipeline, stop, options, attempts)
             if failure is None:
                 break
-            attempts.failed("run", failure)
+            attempts.failed(step, failure)
             stop.wait(options.retry_interval)
         logger.info("action=input_stopped consumer=%s", options.consumer)
         return 0
@@ -275,29 +275,28 @@ def run(build_pipeline: Callable[[threading.Event], Pipeline], options: RuntimeO
 
 
 def _run_pipeline(pipeline: Pipeline, stop: threading.Event, options: RuntimeOptions,
-                  attempts: "_Attempts") -> Optional[ForwarderError]:
-    """Start (retrying configuration errors), run until stop or failure, shut down in order.
+                  attempts: "_Attempts") -> Tuple[str, Optional[BaseException]]:
+    """Start, run until stop or failure, shut down in order.
+
+    A failed start is returned rather than retried on this pipeline: the next attempt builds a new one, reading the
+    account, proxy and HEC settings again, so a key or token fixed on the Configuration page is picked up without
+    restarting the input.
 
     Returns:
-        The configuration error that ended the run, or None if it ended because ``stop`` was set.
+        The step ("start" or "run") and the error that ended the run, or ("", None) if ``stop`` ended it.
     """
-    started = False
-    while not stop.is_set():
-        try:
-            pipeline.start()
-            started = True
-            break
-        except Exception as err:
-            attempts.failed("start", err)
-            stop.wait(options.retry_interval)
-    if started:
-        attempts.succeeded()
-        while not stop.is_set() and not pipeline.failed.is_set():
-            stop.wait(0.2)
+    try:
+        pipeline.start()
+    except Exception as err:
+        pipeline.stop(options.shutdown_timeout)
+        return "start", err
+    attempts.succeeded()
+    while not stop.is_set() and not pipeline.failed.is_set():
+        stop.wait(0.2)
     pipeline.stop(options.shutdown_timeout)
-    if started and pipeline.failed.is_set() and not stop.is_set():
-        return pipeline.error
-    return None
+    if pipeline.failed.is_set() and not stop.is_set():
+        return "run", pipeline.error
+    return "", None
 
 
 class _Attempts:
