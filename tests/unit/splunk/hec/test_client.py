@@ -12,6 +12,7 @@ from typing import Any, Dict, Iterator, List
 import pytest
 
 from sls_forwarder.batch import ShardBatch
+from sls_forwarder.errors import ConfigError
 from sls_forwarder.splunk.hec.channel import HecChannel
 from sls_forwarder.splunk.hec.client import HecSink
 from sls_forwarder.splunk.hec.config import HecConfig
@@ -51,10 +52,10 @@ def dead_letter_path(tmp_path: Any) -> str:
     return str(tmp_path / "state" / "in1.deadletter.jsonl")
 
 
-def make_sink(hec: FakeHec, dead_letter_path: str, **options: Any) -> HecSink:
+def make_sink(hec: FakeHec, dead_letter_path: str, on_config_error: Any = None, **options: Any) -> HecSink:
     settings = dict(FAST, **options)
     config = HecConfig(url=hec.url, token=settings.pop("token", "tok"), **settings)
-    return HecSink(config, dead_letter_path, channel=HecChannel())
+    return HecSink(config, dead_letter_path, channel=HecChannel(), on_config_error=on_config_error)
 
 
 def read_dead_letters(path: str) -> List[Dict[str, Any]]:
@@ -196,7 +197,8 @@ def test_batch_of_only_oversized_events_and_empty_batch_complete(hec: FakeHec, d
 def test_invalid_token_is_retried_slowly_and_logged_once_until_fixed(hec: FakeHec, dead_letter_path: str,
                                                                      caplog: pytest.LogCaptureFixture) -> None:
     hec.token = "the-new-token"
-    sink = make_sink(hec, dead_letter_path, senders=2, token="s3cret-old-token")
+    reported: List[ConfigError] = []
+    sink = make_sink(hec, dead_letter_path, reported.append, senders=2, token="s3cret-old-token")
     done = Done()
     with caplog.at_level(logging.INFO, logger="sls_forwarder"):
         sink.send(make_batch(0, "c0", ["a"]), done)
@@ -205,11 +207,44 @@ def test_invalid_token_is_retried_slowly_and_logged_once_until_fixed(hec: FakeHe
         assert done.calls == []
         hec.token = "s3cret-old-token"
         assert done.wait_count(2)
+        assert [error.code for error in reported] == ["hec:4"]   # once per failure streak, not per retry or thread
+        hec.token = "rotated-again"   # a second streak is reported again
+        sink.send(make_batch(2, "c2", ["c"]), done)
+        assert hec.wait_for(lambda h: len(reported) == 2)
+        hec.token = "s3cret-old-token"
+        assert done.wait_count(3)
         sink.close(5)
     config_lines = [r for r in caplog.records if "action=hec_config_error" in r.getMessage()]
-    assert len(config_lines) == 1
+    assert len(config_lines) == 2
     assert "code=hec:4" in config_lines[0].getMessage() and "s3cret" not in config_lines[0].getMessage()
-    assert sorted(hec.event_values()) == ["a", "b"]
+    assert sorted(hec.event_values()) == ["a", "b", "c"]
+    assert all(isinstance(error, ConfigError) for error in reported)
+
+
+@pytest.mark.parametrize("status, reply, code, says", [
+    (400, {"text": "Incorrect index", "code": 7, "invalid-event-number": 0}, "hec:7", "may not write to the index"),
+    (407, {"text": "Proxy Authentication Required"}, "none", "proxy requires authentication"),
+    (400, {"text": "Bad Request"}, "none", "without a HEC code"),
+    (409, {}, "none", "without a HEC code"),
+], ids=["code-7", "407", "400-no-code", "409-no-code"])
+def test_configuration_rejections_are_retried_never_dead_lettered(
+        hec: FakeHec, dead_letter_path: str, caplog: pytest.LogCaptureFixture, status: int, reply: Dict[str, Any],
+        code: str, says: str) -> None:
+    hec.script(*[(status, reply)] * 4)
+    reported: List[ConfigError] = []
+    sink = make_sink(hec, dead_letter_path, reported.append, senders=1)
+    done = Done()
+    values = ["v%d" % i for i in range(6)]
+    with caplog.at_level(logging.INFO, logger="sls_forwarder"):
+        sink.send(make_batch(3, "c3", values), done)
+        assert done.wait_count(1)   # the fifth attempt is accepted
+        sink.close(5)
+    assert read_dead_letters(dead_letter_path) == []
+    assert len(hec.event_posts()) == 5   # the whole body each time: nothing was split
+    assert sorted(hec.event_values()) == values
+    assert [(error.code or "none", error.status) for error in reported] == [(code, status)]
+    (line,) = [r.getMessage() for r in caplog.records if "action=hec_config_error" in r.getMessage()]
+    assert "code=%s status=%d" % (code, status) in line and says in line
 
 
 def test_back_pressure_blocks_send_until_bytes_are_delivered(hec: FakeHec, dead_letter_path: str) -> None:
@@ -284,7 +319,8 @@ def test_close_never_reports_undelivered_batches(hec: FakeHec, dead_letter_path:
     assert done.calls == []
 
 
-def test_many_shards_in_parallel_each_batch_done_once(ack_hec: FakeHec, dead_letter_path: str) -> None:
+def test_many_shards_in_parallel_each_batch_done_once(ack_hec: FakeHec, dead_letter_path: str,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
     sink = make_sink(ack_hec, dead_letter_path, ack=True, senders=3, max_content_length=1500,
                      max_in_flight_bytes=20000)
     done = Done()
@@ -297,14 +333,16 @@ def test_many_shards_in_parallel_each_batch_done_once(ack_hec: FakeHec, dead_let
             sink.send(make_batch(shard_id, "%d-%d" % (shard_id, n), values), done)
 
     threads = [threading.Thread(target=shard, args=(s,)) for s in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert done.wait_count(40)
-    sink.close(10)
+    with caplog.at_level(logging.WARNING, logger="sls_forwarder"):
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert done.wait_count(40)
+        sink.close(10)
     assert Counter(done.calls) == Counter("%d-%d" % (s, n) for s in range(4) for n in range(10))
-    assert Counter(ack_hec.event_values()) == expected
+    assert Counter(ack_hec.event_values()) == expected   # exactly once: concurrent replies read out of order
+    assert not any("action=hec_ack_channel_reset" in r.getMessage() for r in caplog.records)  # are not a reset
 
 
 def test_ack_on_but_token_without_ack_counts_accepted_requests_as_delivered(

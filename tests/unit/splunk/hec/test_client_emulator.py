@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
-from typing import Any, List, NamedTuple, Tuple
+from typing import Any, Callable, List, NamedTuple, Tuple
 
 import pytest
 
 from sls_forwarder.batch import ShardBatch
+from sls_forwarder.errors import ConfigError
 from sls_forwarder.splunk.events import EventMeta, EventShaper
 from sls_forwarder.splunk.hec.channel import HecChannel
 from sls_forwarder.splunk.hec.client import HecSink
@@ -94,19 +96,30 @@ def test_busy_then_never_acked_then_delivered_exactly_once_reported(tmp_path: An
     assert sum(seqs.values()) == 20 + 5  # the never-acked request of 5 events was sent again
 
 
-def test_event_for_a_forbidden_index_is_dead_lettered(tmp_path: Any) -> None:
+def test_index_the_token_may_not_write_is_retried_until_allowed_and_never_dead_lettered(tmp_path: Any) -> None:
     with HecEmulator(tokens={"tok": {"indexes": ["main"]}}) as hec:
         config = HecConfig(url=hec.url, token="tok", **FAST)
         dead_letters = str(tmp_path / "dl.jsonl")
-        sink = HecSink(config, dead_letters, channel=HecChannel())
+        reported: List[ConfigError] = []
+        sink = HecSink(config, dead_letters, channel=HecChannel(), on_config_error=reported.append)
         done = Done()
-        events = [json.dumps({"time": 1, "index": index, "event": {"n": n}}).encode()
-                  for n, index in enumerate(["main", "main", "secret", "main"])]
+        events = [json.dumps({"time": 1, "index": "secret", "event": {"n": n}}).encode() for n in range(4)]
         sink.send(ShardBatch(shard_id=7, cursor="cur", next_cursor="next", events=events), done)
+        assert wait_until(lambda: hec.requests.get("code_7", 0) >= 3)   # retried at config_retry_interval
+        assert done.calls == [] and hec.events() == []
+        assert [error.code for error in reported] == ["hec:7"]
+        hec.set_token("tok", indexes=["main", "secret"])   # the admin allows the index on the token
         assert done.wait_count(1)
         sink.close(10)
-        delivered = Counter(e["event"]["n"] for e in hec.events())
-    (record,) = read_dead_letters(dead_letters)
-    assert (record["shard"], record["cursor"], record["event_index"], record["hec_code"]) == (7, "cur", 2, "hec:7")
-    assert json.loads(record["event"])["index"] == "secret"
-    assert set(delivered) == {0, 1, 3}  # 0 and 1 may arrive twice: HEC kept them before the bad one
+        delivered = sorted(e["event"]["n"] for e in hec.events())
+    assert read_dead_letters(dead_letters) == []
+    assert delivered == [0, 1, 2, 3]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

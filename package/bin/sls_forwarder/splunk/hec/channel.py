@@ -1,4 +1,8 @@
-"""The HEC data channel: one GUID per process, sent with every request and needed for indexer acknowledgement."""
+"""The HEC data channel: a GUID sent with every request and needed for indexer acknowledgement.
+
+Each HecSink has a channel of its own, since its ack poller must see every ackId issued on it; ``process_channel``
+is one shared channel for requests whose replies nobody tracks (the validation check).
+"""
 
 from __future__ import annotations
 
@@ -28,10 +32,7 @@ _process_channel: Optional[HecChannel] = None
 
 
 def process_channel() -> HecChannel:
-    """Return this process's channel, created on first use.
-
-    Each worker process of an input has its own channel, so its ackIds never mix with another's.
-    """
+    """Return this process's shared channel, created on first use (for requests whose ackIds are not tracked)."""
     global _process_channel
     with _lock:
         if _process_channel is None:

@@ -6,9 +6,11 @@ Life of a ShardBatch:
    Events larger than ``max_event_size`` go straight to the dead-letter file (truncating would break the JSON
    envelope, and HEC would reject it anyway); the rest are packed into bodies under ``max_content_length``.
 2. Sender threads post the bodies. Retryable failures are retried forever with capped backoff, configuration
-   failures every ``config_retry_interval``; one log line per failure streak, one when it recovers.
+   failures (token, index, TLS, URL, proxy) every ``config_retry_interval`` and never dead-lettered; one log line per
+   failure streak, one when it recovers. The first configuration failure of a streak is also reported to
+   ``on_config_error``, so the owner can rebuild the sink with fresh settings.
 3. Without ack a 200 delivers the request; with ack the ack poller delivers it when its ackId reads true, or hands
-   it back for resending after ``ack_timeout``.
+   it back for resending after ``ack_timeout`` or when HEC restarted and numbers the channel anew.
 4. A permanently rejected body is split (at HEC's ``invalid-event-number`` when given, else in halves) until the
    offending events stand alone; those are written to the dead-letter file and logged with shard and cursor.
    Events before an invalid one may already be indexed, so isolating can duplicate but never loses.
@@ -31,10 +33,10 @@ from ...batch import ShardBatch
 from ...errors import ConfigError, ForwarderError, PermanentError, RetryableError
 from .ack_poller import AckPoller
 from .batch import HecRequest, PendingBatch, pack_events, split_points
-from .channel import HecChannel, process_channel
+from .channel import HecChannel
 from .config import HecConfig
 from .deadletter import DeadLetterFile
-from .sender import HecSender
+from .sender import HecReply, HecSender
 
 __all__ = ["HecSink"]
 
@@ -48,14 +50,20 @@ class HecSink:
         config: The destination and its limits.
         dead_letter_path: The JSON-lines file for rejected events (``<checkpoint_dir>/<input>.deadletter.jsonl``).
         stop: The process's shutdown event: a ``send`` blocked by back-pressure gives up when it is set.
-        channel: The data channel; by default this process's.
+        channel: The data channel; by default a new one. Every ackId on it must come from this sink's requests: the
+            ack poller detects a HEC restart from the ids it sees, and on a shared channel a closed sink's request
+            still in flight could take an id unseen.
         sender: The HTTP side; by default a HecSender built from ``config`` (tests pass fakes).
+        on_config_error: Called (from a sender thread) with the first ConfigError of each failure streak, e.g. to
+            rebuild the sink with fresh settings; the sink itself keeps retrying every ``config_retry_interval``.
     """
 
     def __init__(self, config: HecConfig, dead_letter_path: str, *, stop: Optional[threading.Event] = None,
-                 channel: Optional[HecChannel] = None, sender: Optional[HecSender] = None) -> None:
+                 channel: Optional[HecChannel] = None, sender: Optional[HecSender] = None,
+                 on_config_error: Optional[Callable[[ConfigError], None]] = None) -> None:
         self.config = config
-        self._sender = sender if sender is not None else HecSender(config, channel or process_channel())
+        self._sender = sender if sender is not None else HecSender(config, channel or HecChannel())
+        self.on_config_error = on_config_error
         self._dead_letters = DeadLetterFile(dead_letter_path)
         self._stop = stop
         self._abort = threading.Event()
@@ -67,6 +75,7 @@ class HecSink:
         self._closed = False
         self._report_lock = threading.Lock()
         self._failure_key: Optional[Tuple[str, str, int]] = None
+        self._config_failing = False
         self._warned_no_ack_id = False
         self._poller: Optional[AckPoller] = None
         if config.ack:
@@ -170,7 +179,7 @@ class HecSink:
         while not self._abort.is_set():
             request.attempts += 1
             try:
-                reply = self._sender.post_events(request.payload(self.config.gzip), self.config.gzip)
+                reply = self._post(request)
             except RetryableError as error:
                 self._report_failure(error, request)
                 if backoff.wait(self._abort):
@@ -194,16 +203,26 @@ class HecSink:
             backoff.reset()
             self._report_recovery()
             if self._poller is not None and reply.ack_id is not None:
-                request.ack_id = reply.ack_id
-                request.sent_at = time.monotonic()
-                self._poller.add(request)
-                return
+                return  # registered with the ack poller, which finishes it or hands it back
             if self._poller is not None and not self._warned_no_ack_id:
                 self._warned_no_ack_id = True
                 logger.warning("action=hec_no_ack_id detail=ack is on but HEC returned no ackId; the token has indexer "
                                "acknowledgement disabled, so requests count as delivered when accepted")
             self._finish_request(request)
             return
+
+    def _post(self, request: HecRequest) -> HecReply:
+        """POST once; with ack, register the reply's ackId before leaving the poller's gate (see AckPoller)."""
+        payload = request.payload(self.config.gzip)
+        if self._poller is None:
+            return self._sender.post_events(payload, self.config.gzip)
+        with self._poller.posting() as start:
+            reply = self._sender.post_events(payload, self.config.gzip)
+            if reply.ack_id is not None:
+                request.ack_id = reply.ack_id
+                request.sent_at = time.monotonic()
+                self._poller.add(request, start)
+        return reply
 
     def _reject(self, request: HecRequest, error: PermanentError) -> None:
         """Split a rejected body, or dead-letter its single event."""
@@ -287,24 +306,32 @@ class HecSink:
     # -- logging ---------------------------------------------------------------------------------------------
 
     def _report_failure(self, error: ForwarderError, request: HecRequest) -> None:
-        """Log the first failure of a streak (and any change of cause), not every retry."""
+        """Log the first failure of a streak (and any change of cause), not every retry; then tell
+        ``on_config_error`` about the first configuration failure of the streak."""
         key = (type(error).__name__, error.code, error.status)
         with self._report_lock:
             changed = key != self._failure_key
             self._failure_key = key
-        if not changed:
-            return
-        if isinstance(error, ConfigError):
+            first_config_error = isinstance(error, ConfigError) and not self._config_failing
+            if first_config_error:
+                self._config_failing = True
+        if changed and isinstance(error, ConfigError):
             logger.error("action=hec_config_error code=%s status=%d %s retry_every=%gs detail=%s",
                          error.code or "none", error.status, request.describe(), self.config.config_retry_interval,
                          error.message)
-        else:
+        elif changed:
             logger.warning("action=hec_retry code=%s status=%d %s detail=%s", error.code or "none", error.status,
                            request.describe(), error.message)
+        if first_config_error and self.on_config_error is not None:
+            try:
+                self.on_config_error(error)
+            except Exception:  # the owner's bug must not stop delivery
+                logger.exception("action=hec_on_config_error_failed")
 
     def _report_recovery(self) -> None:
         with self._report_lock:
             previous = self._failure_key
             self._failure_key = None
+            self._config_failing = False
         if previous is not None:
             logger.info("action=hec_recovered after=%s", previous[0])

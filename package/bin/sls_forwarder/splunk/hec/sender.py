@@ -5,10 +5,12 @@ Classification (HTTP status + HEC ``code``), see errors.py for what each class m
 - 200 with ``code`` 0: success (``ackId`` when the token has indexer acknowledgement).
 - RetryableError: HTTP 5xx and 429/408, codes 8 (internal error), 9 (busy), 18-20 (queues full / ack service
   unavailable), connection errors and timeouts.
-- ConfigError: codes 1-4 (token disabled, required, bad authorization, invalid), 10/11 (data channel), 14 (ack
-  disabled on the token), 16 (query-string auth), HTTP 401/403/404/405 and redirects, TLS verification
-  failure, unresolvable host, or a 200 that is not a HEC reply. Nothing the data can fix.
-- PermanentError: codes 5, 6, 7, 12, 13, 15 and every other 4xx, including 413 (body too large): the request's
+- ConfigError: codes 1-4 (token disabled, required, bad authorization, invalid), 7 (the token may not write to the
+  index: every event of an input names the same index), 10/11 (data channel), 14 (ack disabled on the token), 16
+  (query-string auth), HTTP 401/403/404/405, 407 (proxy authentication) and any other 4xx without a HEC code (a
+  proxy or something else that is not HEC answered), redirects, TLS verification failure, unresolvable host, or a
+  200 that is not a HEC reply. Nothing the data can fix: the caller retries slowly and never dead-letters.
+- PermanentError: codes 5, 6, 12, 13, 15, any other HEC code on a 4xx, and 413 (body too large): the request's
   content is the problem, so the caller splits it to find the offending events.
 """
 
@@ -33,11 +35,13 @@ __all__ = ["HecReply", "HecSender", "RejectedRequestError", "classify_reply"]
 
 logger = logging.getLogger("sls_forwarder.splunk.hec.sender")
 
-_TOKEN_CODES = {
+_CONFIG_CODES = {
     1: "the HEC token is disabled",
     2: "the HEC token is missing from the request",
     3: "the HEC authorization header is malformed",
     4: "the HEC token is not valid on this Splunk instance",
+    7: "the HEC token may not write to the index the input sends to; add that index to the token's allowed indexes "
+       "or change the input's index",
     10: "HEC requires a data channel",
     11: "HEC rejected the data channel",
     14: "indexer acknowledgement is disabled for this HEC token; turn off ack in the destination or enable it on the token",
@@ -45,8 +49,8 @@ _TOKEN_CODES = {
 }
 _RETRY_CODES = {8: "HEC internal error", 9: "HEC server is busy", 18: "HEC is unhealthy: queues are full",
                 19: "HEC ack service is unavailable", 20: "HEC queues are full and the ack service is unavailable"}
-_DATA_CODES = {5: "no data", 6: "invalid data format", 7: "incorrect index", 12: "event field is required",
-               13: "event field cannot be blank", 15: "error in handling indexed fields"}
+_DATA_CODES = {5: "no data", 6: "invalid data format", 12: "event field is required", 13: "event field cannot be blank",
+               15: "error in handling indexed fields"}
 
 
 class RejectedRequestError(PermanentError):
@@ -99,8 +103,8 @@ def classify_reply(status: int, payload: Any) -> Optional[ForwarderError]:
     error_code = "hec:%d" % code if code is not None else ""
     if status == 200 and code == 0:
         return None
-    if code in _TOKEN_CODES:
-        return ConfigError("%s (%s)" % (_TOKEN_CODES[code], text or "no text"), code=error_code, status=status)
+    if code in _CONFIG_CODES:
+        return ConfigError("%s (%s)" % (_CONFIG_CODES[code], text or "no text"), code=error_code, status=status)
     if code in _RETRY_CODES or status >= 500 or status in (408, 429):
         reason = _RETRY_CODES.get(code, "HEC answered HTTP %d" % status)
         return RetryableError("%s (%s)" % (reason, text or "no text"), code=error_code, status=status)
@@ -113,9 +117,16 @@ def classify_reply(status: int, payload: Any) -> Optional[ForwarderError]:
     if status in (404, 405):
         return ConfigError("no HEC event endpoint at this url (HTTP %d); check the HEC url" % status,
                            code=error_code, status=status)
-    if 400 <= status < 500:
+    if status == 407:
+        return ConfigError("the proxy requires authentication (HTTP 407); check the proxy username and password",
+                           code=error_code, status=status)
+    if status == 413 or (400 <= status < 500 and code is not None):
         return RejectedRequestError("HEC rejected the request (HTTP %d: %s)" % (status, text or "no text"),
                                     code=error_code, status=status, invalid_event_number=invalid_event_number)
+    if 400 <= status < 500:
+        # No HEC code: a proxy or another server answered, and splitting the data cannot change its mind.
+        return ConfigError("the HEC url answered HTTP %d without a HEC code (%s); check the HEC url and the proxy"
+                           % (status, text or "no text"), code=error_code, status=status)
     return ConfigError("the HEC url did not answer like a HEC (HTTP %d, code %s); check the HEC url"
                        % (status, code if code is not None else "none"), code=error_code, status=status)
 
