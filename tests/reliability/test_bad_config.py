@@ -1,7 +1,8 @@
 """Scenario 7: bad configuration. For each mistake an admin can make: ``--validate-arguments`` refuses it with a
 sentence naming the problem, the running input logs one clear line per attempt, keeps retrying at the configured
-interval without spinning, writes no traceback, and checkpoints no data it did not deliver. Events HEC refuses for
-their index go to the dead-letter file with their position instead.
+interval without spinning, writes no traceback, and checkpoints no data it did not deliver. An index the HEC token
+may not write (code 7) is such a mistake too: nothing goes to the dead-letter file, and once the admin allows the
+index on the token every event arrives without restarting the input.
 
 All cases run at the same time against one set of emulators, each with its own input (and logstore where it
 matters), so the suite stays short.
@@ -9,7 +10,6 @@ matters), so the suite stays short.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
@@ -116,10 +116,10 @@ def run_cases(env: ReliabilityEnv, tls_hec: HecEmulator, summary: Callable[[Dict
         hec_case("hec_disabled", "hec-disabled", "action=hec_config_error code=hec:1",
                  "HEC token is disabled"),
         hec_case("hec_tls", "hec-tls", "TLS certificate of HEC host", "TLS certificate"),
-        # Validation cannot know the index is refused without indexing an event; the log and dead letters tell.
-        hec_case("hec_index", "hec-index", "action=hec_dead_letter", None, index="forbidden"),
+        # Validation cannot know the index is refused without indexing an event; the log tells.
+        hec_case("hec_index", "hec-index", "action=hec_config_error code=hec:7", None, index="forbidden"),
     ]
-    by_code = {"hec_badtoken": "code_4", "hec_disabled": "code_1"}
+    by_code = {"hec_badtoken": "code_4", "hec_disabled": "code_1", "hec_index": "code_7"}
     for case in cases:
         if case.name in by_code:
             counter = by_code[case.name]
@@ -148,7 +148,7 @@ def run_cases(env: ReliabilityEnv, tls_hec: HecEmulator, summary: Callable[[Dict
             assert runs[case.name].wait(timeout=30) == 1, case.name
 
     # Steady state: every live input is retrying; measure CPU and attempts over the same window for all.
-    live = [case for case in cases if not case.exits and case.name != "hec_index"]
+    live = [case for case in cases if not case.exits]
     before = {case.name: (case.attempts or (lambda n=case.name: attempt_lines(env, n)))() for case in live}
     with ThreadPoolExecutor(max_workers=len(live)) as pool:
         shares = dict(zip([c.name for c in live], pool.map(lambda c: cpu_share_over(runs[c.name].pid, WINDOW),
@@ -164,24 +164,33 @@ def run_cases(env: ReliabilityEnv, tls_hec: HecEmulator, summary: Callable[[Dict
             # Per attempt one line (SLS) or one request per sender thread (HEC): never a tight loop.
             if case.name != "hec_tls":
                 assert 1 <= attempts <= 2 * (WINDOW / RETRY_INTERVAL + 1), (case.name, attempts)
-        if case.name != "hec_index":
-            assert_nothing_checkpointed(env, case.logstore, case.name)
+        assert_nothing_checkpointed(env, case.logstore, case.name)
+    assert "add that index to the token's allowed indexes" in env.log_text("hec_index")
+    dead_letter_path = os.path.join(env.checkpoint_dir, "hec_index.deadletter.jsonl")
+    assert not os.path.exists(dead_letter_path) or os.path.getsize(dead_letter_path) == 0
+
+    # The admin allows the index on the token: the running input delivers everything, nothing was skipped.
+    hec.set_token(INDEX_TOKEN, indexes=["allowed", "forbidden"])
+    wait_until(lambda: hec_data["hec-index"] <= set(index_case_ids(hec)), timeout=90,
+               message="every hec-index event at HEC after the index was allowed")
+    result = env.compare(hec_data["hec-index"], index_case_ids(hec))
+    summary(result.row("7 bad config, 11 cases (index fixed)"))
+    assert result.missing == set(), sorted(result.missing)[:5]
+    assert not os.path.exists(dead_letter_path) or os.path.getsize(dead_letter_path) == 0
     for running in runs.values():  # all at once: an input whose HEC refuses it waits out its shutdown timeout
         if running.running:
             running.process.terminate()
     for case in cases:  # wait, not terminate: a second SIGTERM after the handlers are restored would kill it
         assert runs[case.name].wait(timeout=60) in (0, 1), case.name
+    # The other HEC cases never got an event through.
+    stray = [event["event"]["event_id"] for event in hec.events() + tls_hec.events()
+             if event["event"]["event_id"].startswith(("hec-badtoken-", "hec-disabled-", "hec-tls-"))]
+    assert stray == [], stray[:5]
 
-    # HEC refused the index: every event is in the dead-letter file with its shard and cursor, none is lost.
-    dead_letters = [json.loads(line) for line in
-                    open(os.path.join(env.checkpoint_dir, "hec_index.deadletter.jsonl"), encoding="utf-8")]
-    dead_ids = [json.loads(record["event"])["event"]["event_id"] for record in dead_letters]
-    assert {record["hec_code"] for record in dead_letters} == {"hec:7"}
-    assert all(record["shard"] in (0, 1) and record["cursor"] for record in dead_letters)
-    result = env.compare(hec_data["hec-index"], dead_ids)
-    summary(result.row("7 bad config, 11 cases (DLQ)"))
-    assert result.missing == set(), sorted(result.missing)[:5]
-    assert not any(event["event"]["event_id"].startswith("hec-") for event in hec.events() + tls_hec.events())
+
+def index_case_ids(hec: HecEmulator) -> List[str]:
+    """Event ids of the hec_index input that HEC accepted, one per copy."""
+    return [event["event"]["event_id"] for event in hec.events() if event["event"]["event_id"].startswith("hec-index-")]
 
 
 def assert_nothing_checkpointed(env: ReliabilityEnv, logstore: str, case: str) -> None:
