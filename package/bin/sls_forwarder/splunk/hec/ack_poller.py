@@ -12,11 +12,12 @@ HEC numbers ackIds per channel, 0, 1, 2, ..., and starts again from 0 when it re
   ``poll_once`` holds it exclusively from its snapshot until the answer is applied. So while an answer is applied no
   request is between "HEC issued its ackId" and "registered": every id HEC has given us is in the registry, and a
   reused one has already been detected. POSTs still run concurrently with each other; the gate prefers the poller,
-  which waits for POSTs in flight (at most the read timeout) and is not starved by a steady stream of new ones.
+  which waits for POSTs in flight (bounded by the HTTP timeouts) and is not starved by a steady stream of new ones.
 - Reset detection, in ``add``. HEC issues increasing ids, so a new id at or below the highest one registered before
   this POST was sent, or equal to one still outstanding, means HEC started the channel again. POSTs in flight
   together may be answered in any order, so a new id is compared only with ids registered before its POST was sent
-  and with the ids outstanding (nothing leaves the registry while a POST is in flight, as that needs the gate).
+  and with the ids outstanding (while a POST is in flight nothing leaves the registry but through a reset, since
+  acks and expiries need the gate).
   On a reset every outstanding request and every POST in flight is sent again: which side of the restart their
   ids came from cannot be told, and sending again only costs duplicates.
 
