@@ -63,7 +63,8 @@ class RetryableError(ForwarderError):
 
 
 class PermanentError(ForwarderError):
-    """The request itself is bad (HEC codes 5,6,7,12,13,15; other 4xx). Retrying cannot help."""
+    """The event itself is bad (HEC codes 5, 6, 12, 13, 15; 413; an event over maxEventSize). Retrying cannot help,
+    so only the offending events go to the dead-letter file."""
 
 
 class ConfigError(ForwarderError):

@@ -284,8 +284,13 @@ def _build_pipeline(config: InputConfig, settings: "SplunkdSettings", consumer: 
         start_position=config.start_position, query=config.query, heartbeat_interval=config.heartbeat_interval,
         checkpoint_interval=config.checkpoint_interval,
         idle_poll_max=_hidden_float(params, "idle_poll_max", 2.0))
-    return Pipeline(data_client, sink, shaper, pipeline_settings, control_client=control_client,
-                    stop_event=stop_pulling, on_delivered=on_delivered)
+    pipeline = Pipeline(data_client, sink, shaper, pipeline_settings, control_client=control_client,
+                        stop_event=stop_pulling, on_delivered=on_delivered)
+    if hasattr(sink, "on_config_error"):
+        # HEC refusing the token, index or TLS: stop this pipeline so the runtime rebuilds it with the destination
+        # read again, which picks up a fixed token without restarting the input (checkpoints hold meanwhile).
+        sink.on_config_error = pipeline.config_failed
+    return pipeline
 
 
 def _build_sink(config: InputConfig, settings: "SplunkdSettings", stop: threading.Event,
