@@ -13,6 +13,7 @@ import socket
 import time
 from typing import Dict, Iterator, List, Tuple
 
+import certifi
 import pytest
 
 from tests.splunk_runner import ModInputRunner
@@ -73,7 +74,8 @@ def assert_rejected(result: ValidationResult, *phrases: str) -> None:
     {"delivery": "hec"},  # no destination: the forwarder's own HEC, bootstrapped at run time
     {"start_position": "2026-11-01T00:00:00+08:00", "workers": "4", "consumer_group": "splunk_hf-2"},
     {"logstore": FULL_LOGSTORE, "consumer_group": "other-07"},  # a full quota still admits an existing group
-], ids=["stream", "hec-destination", "local-hec", "iso-start-workers", "existing-group-full-quota"])
+    {"sls_ca_bundle": certifi.where()},  # an existing PEM file (used for https endpoints)
+], ids=["stream", "hec-destination", "local-hec", "iso-start-workers", "existing-group-full-quota", "ca-bundle"])
 def test_a_good_input_is_accepted(env: AddonEnv, overrides: Dict[str, str]) -> None:
     result = validate(env, **overrides)
     assert result.ok and result.error_message is None, (result.stdout, result.stderr[-2000:])
@@ -118,6 +120,8 @@ def test_a_malformed_parameter_is_rejected_by_name(env: AddonEnv, overrides: Dic
 
 LIVE_CASES: List[Tuple[str, Dict[str, str], Tuple[str, ...]]] = [
     ("unknown-account", {"account": "nobody"}, ("account 'nobody' is not configured",)),
+    ("missing-ca-bundle", {"sls_ca_bundle": "/nonexistent/corp-ca.pem"},
+     ("sls_ca_bundle '/nonexistent/corp-ca.pem' is not a file on this forwarder",)),
     ("wrong-secret", {"account": "wrong_secret"},
      ("the AccessKey secret of account 'wrong_secret' is wrong", "code=SignatureNotMatch", "request_id=")),
     ("unknown-key-id", {"account": "unknown_key"},

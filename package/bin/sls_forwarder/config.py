@@ -145,6 +145,7 @@ class InputConfig:
     project: str
     logstore: str
     consumer_group: str
+    sls_ca_bundle: str = ""
     start_position: str | int = "end"
     query: str = ""
     delivery: str = "stream"
@@ -209,6 +210,7 @@ def parse_input(name: str, params: Mapping[str, str], *, overrides: Optional[Dic
         project=project,
         logstore=logstore,
         consumer_group=group,
+        sls_ca_bundle=str(values.get("sls_ca_bundle") or "").strip(),
         start_position=parse_start_position(str(values.get("start_position") or "end")),
         query=str(values.get("query") or "").strip(),
         delivery=delivery,

@@ -103,6 +103,8 @@ def check_input_live(name: str, params: Mapping[str, str], session_key: str,
     from .splunk.splunkd import SplunkdSettings
 
     config = parse_input(name, params)
+    if config.sls_ca_bundle and not os.path.isfile(config.sls_ca_bundle):
+        raise ConfigError(f"sls_ca_bundle {config.sls_ca_bundle!r} is not a file on this forwarder")
     settings = SplunkdSettings(server_uri or _splunkd_uri({}), session_key)
     key_id, secret = settings.account(config.account)
     destination = None
@@ -110,7 +112,7 @@ def check_input_live(name: str, params: Mapping[str, str], session_key: str,
         destination = settings.hec_destination(config.hec_destination)
     # 8 s per request and two attempts: a silent endpoint is reported well inside Splunk Web's 30 s REST timeout.
     client = SlsClient(parse_endpoint(config.endpoint), Credentials(key_id, secret), config.project,
-                       proxy_url=settings.proxy().url, timeout=8.0, max_attempts=2)
+                       proxy_url=settings.proxy().url, ca_bundle=config.sls_ca_bundle, timeout=8.0, max_attempts=2)
     try:
         client.get_project()
         client.get_logstore(config.logstore)
@@ -268,11 +270,12 @@ def _build_pipeline(config: InputConfig, settings: "SplunkdSettings", consumer: 
     endpoint = parse_endpoint(config.endpoint)
     credentials = Credentials(key_id, secret)
     # Pulls retry forever (never skip data); control calls give up soon so a failing heartbeat is noticed in time.
-    data_client = SlsClient(endpoint, credentials, config.project, proxy_url=proxy_url, max_attempts=0,
-                            stop=stop_pulling)
+    data_client = SlsClient(endpoint, credentials, config.project, proxy_url=proxy_url,
+                            ca_bundle=config.sls_ca_bundle, max_attempts=0, stop=stop_pulling)
     # Half a heartbeat per attempt, two attempts: a failing heartbeat is known within about one heartbeat interval,
     # well inside the group timeout (two intervals), so lost ownership is noticed before the shards are handed on.
-    control_client = SlsClient(endpoint, credentials, config.project, proxy_url=proxy_url, max_attempts=2,
+    control_client = SlsClient(endpoint, credentials, config.project, proxy_url=proxy_url,
+                               ca_bundle=config.sls_ca_bundle, max_attempts=2,
                                timeout=max(5.0, config.heartbeat_interval / 2), stop=stop)
     sink = _build_sink(config, settings, stop, stream_sink, params, proxy_url, dead_letter_path)
     shaper = EventShaper(EventMeta(index=config.index, sourcetype=config.sourcetype, source=config.source,
