@@ -10,12 +10,15 @@ The class says what the caller should do; the attributes say what went wrong:
 
 from __future__ import annotations
 
+from typing import List
+
 __all__ = [
     "ForwarderError",
     "RetryableError",
     "PermanentError",
     "ConfigError",
     "InvalidCursorError",
+    "error_chain",
 ]
 
 
@@ -73,3 +76,21 @@ class ConfigError(ForwarderError):
 
 class InvalidCursorError(ForwarderError):
     """SLS rejected the cursor (InvalidCursor): it is malformed or its data has expired."""
+
+
+def error_chain(exc: BaseException) -> List[BaseException]:
+    """Return ``exc`` and every error it wraps: urllib3 wraps socket and ssl errors in several ways (``args``,
+    ``reason``, ``original_error``, ``__cause__``, ``__context__``), and TLS or DNS failures are only recognisable
+    by what is inside."""
+    seen: List[BaseException] = []
+    pending = [exc]
+    while pending and len(seen) < 20:
+        current = pending.pop()
+        if any(current is known for known in seen):
+            continue
+        seen.append(current)
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None),
+                  getattr(current, "original_error", None)]
+        linked.extend(arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException))
+        pending.extend(e for e in linked if isinstance(e, BaseException))
+    return seen

@@ -26,7 +26,7 @@ from urllib3.exceptions import NewConnectionError, ProxyError
 from urllib3.exceptions import SSLError as Urllib3SSLError
 
 from ..backoff import Backoff
-from ..errors import ConfigError, ForwarderError, InvalidCursorError, PermanentError, RetryableError
+from ..errors import ConfigError, ForwarderError, InvalidCursorError, PermanentError, RetryableError, error_chain
 from .endpoint import Endpoint
 from .signing import EMPTY_SHA256, content_md5, sign_v1, sign_v4
 
@@ -128,22 +128,6 @@ def _proxy_manager(proxy_url: str, pool_kw: Dict[str, Any]) -> urllib3.ProxyMana
         auth = "%s:%s" % (unquote(parts.username), unquote(parts.password or ""))
         headers = urllib3.make_headers(proxy_basic_auth=auth)
     return urllib3.ProxyManager("%s://%s:%d" % (parts.scheme, host, port), proxy_headers=headers, **pool_kw)
-
-
-def _related_errors(exc: BaseException) -> List[BaseException]:
-    """Return ``exc`` and the errors it wraps (urllib3 wraps socket and ssl errors in several ways)."""
-    seen: List[BaseException] = []
-    pending = [exc]
-    while pending and len(seen) < 20:
-        current = pending.pop()
-        if any(current is s for s in seen):
-            continue
-        seen.append(current)
-        linked = [current.__cause__, current.__context__, getattr(current, "reason", None),
-                  getattr(current, "original_error", None)]
-        linked.extend(arg for arg in current.args if isinstance(arg, BaseException))
-        pending.extend(e for e in linked if isinstance(e, BaseException))
-    return seen
 
 
 class SlsClient:
@@ -531,7 +515,7 @@ class SlsClient:
         return PermanentError("%s: unexpected HTTP %d (only 200 is success)" % (where, status), **kwargs)
 
     def _transport_error(self, api: str, exc: Urllib3HTTPError, headers: Mapping[str, str]) -> ForwarderError:
-        chain = _related_errors(exc)
+        chain = error_chain(exc)
         where = "SLS %s to %s" % (api, self._base_url)
         reason = self._scrub("%s: %s" % (type(exc).__name__, exc), headers)
         if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain) or (

@@ -27,7 +27,7 @@ from urllib.parse import unquote
 import urllib3
 from urllib3.exceptions import HTTPError, ProtocolError, SSLError
 
-from ...errors import ConfigError, ForwarderError, PermanentError, RetryableError
+from ...errors import ConfigError, ForwarderError, PermanentError, RetryableError, error_chain
 from .channel import HecChannel
 from .config import HecConfig
 
@@ -136,21 +136,9 @@ def _integer(value: Any) -> Optional[int]:
 
 
 def _caused_by(error: BaseException, kinds: tuple, names: Tuple[str, ...] = ()) -> bool:
-    """True when ``error`` or anything in its args/cause/context chain is one of ``kinds`` or has a class name in
-    ``names`` (for classes whose home module differs between urllib3 versions)."""
-    seen = set()
-    pending = [error]
-    while pending:
-        current = pending.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, kinds) or type(current).__name__ in names:
-            return True
-        pending.extend(arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException))
-        pending.extend(e for e in (current.__cause__, current.__context__, getattr(current, "reason", None))
-                       if isinstance(e, BaseException))
-    return False
+    """True when ``error`` or anything it wraps is one of ``kinds`` or has a class name in ``names`` (for classes
+    whose home module differs between urllib3 versions)."""
+    return any(isinstance(e, kinds) or type(e).__name__ in names for e in error_chain(error))
 
 
 def _connection_error(error: HTTPError, url: str) -> ForwarderError:
