@@ -14,24 +14,14 @@ import os
 import random
 import sys
 import time
-from typing import List, NamedTuple, Tuple
+from typing import List, Tuple
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "package", "bin"))
 
 from sls_forwarder.splunk.events import EventMeta, EventShaper  # noqa: E402
+from sls_forwarder.sls.decoder import Log, LogGroup  # noqa: E402
 
 
-class Log(NamedTuple):
-    time: int
-    time_ns: int
-    contents: List[Tuple[str, str]]
-
-
-class LogGroup(NamedTuple):
-    topic: str
-    source: str
-    tags: List[Tuple[str, str]]
-    logs: List[Log]
 
 
 def _varint_size(value: int) -> int:

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import re
 import xml.etree.ElementTree as ET
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 from xml.sax.saxutils import escape as xml_escape
 
 import pytest
@@ -14,19 +14,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from sls_forwarder.splunk.events import EventMeta, EventShaper, json_string
+from sls_forwarder.sls.decoder import Log, LogGroup
 
 
-class Log(NamedTuple):
-    time: int
-    time_ns: int
-    contents: List[Tuple[str, str]]
-
-
-class LogGroup(NamedTuple):
-    topic: str
-    source: str
-    tags: List[Tuple[str, str]]
-    logs: List[Log]
 
 
 META = EventMeta(index="main", sourcetype="aliyun:sls", source="sls:proj:store", default_host="hf-1",

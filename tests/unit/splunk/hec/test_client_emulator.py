@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from typing import Any, Callable, List, NamedTuple, Tuple
+from typing import Any, Callable, List
 
 import pytest
 
 from sls_forwarder.batch import ShardBatch
 from sls_forwarder.errors import ConfigError
 from sls_forwarder.splunk.events import EventMeta, EventShaper
+from sls_forwarder.sls.decoder import Log, LogGroup
 from sls_forwarder.splunk.hec.channel import HecChannel
 from sls_forwarder.splunk.hec.client import HecSink
 from sls_forwarder.splunk.hec.config import HecConfig
@@ -21,17 +22,6 @@ from .test_client import FAST, Done, read_dead_letters
 HecEmulator = pytest.importorskip("tests.emulators.hec").HecEmulator
 
 
-class Log(NamedTuple):
-    time: int
-    time_ns: int
-    contents: List[Tuple[str, str]]
-
-
-class LogGroup(NamedTuple):
-    topic: str
-    source: str
-    tags: List[Tuple[str, str]]
-    logs: List[Log]
 
 
 def shaped_batches(meta: EventMeta, shards: int, per_shard: int, logs: int) -> List[ShardBatch]:
