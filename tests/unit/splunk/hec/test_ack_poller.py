@@ -213,3 +213,23 @@ def test_thread_polls_until_stopped() -> None:
         assert done.wait(10)
     finally:
         h.poller.stop()
+
+
+def test_a_failing_callback_does_not_strand_the_other_acked_requests(caplog) -> None:
+    """Acked requests have left the registry; if the first callback raises, the others must still be resolved."""
+    h = Harness()
+    first, second, third = h.post(0), h.post(1), h.post(2)
+    h.indexed.update({0: True, 1: True, 2: True})
+    resolved: List[HecRequest] = []
+
+    def on_acked(request: HecRequest) -> None:
+        if request is first:
+            raise RuntimeError("callback bug")
+        resolved.append(request)
+
+    h.poller._on_acked = on_acked
+    with caplog.at_level(logging.ERROR, logger="sls_forwarder"):
+        h.poller.poll_once()
+    assert resolved == [second, third]
+    assert h.poller.outstanding() == 0
+    assert "action=hec_ack_callback_failed ack_id=0" in caplog.text

@@ -159,7 +159,7 @@ class AckPoller:
                            "numbers this channel's ackIds from the start again (restarted?); sending again every "
                            "request it has not acknowledged", ack_id, start.highest, len(resend), request.describe())
         for stale in resend:
-            self._on_expired(stale)
+            self._hand_over(self._on_expired, stale)
 
     def outstanding(self) -> int:
         """Requests still waiting for their ack."""
@@ -190,9 +190,18 @@ class AckPoller:
         for request in expired:
             logger.warning("action=hec_ack_timeout ack_id=%s %s timeout=%.0f detail=sending again",
                            request.ack_id, request.describe(), self._ack_timeout)
-            self._on_expired(request)
+            self._hand_over(self._on_expired, request)
         for request in acked:
-            self._on_acked(request)
+            self._hand_over(self._on_acked, request)
+
+    @staticmethod
+    def _hand_over(callback: Callable[[HecRequest], None], request: HecRequest) -> None:
+        """Run one outcome callback. These requests have left the registry, so a failing callback must not keep the
+        ones after it from being resolved: their batches would never complete and their shards would stall."""
+        try:
+            callback(request)
+        except Exception:
+            logger.exception("action=hec_ack_callback_failed ack_id=%s %s", request.ack_id, request.describe())
 
     def _query(self, waiting: Dict[int, HecRequest]) -> Dict[int, bool]:
         """Ask HEC about ``waiting``; {} when the query failed (logged once per failure streak)."""
