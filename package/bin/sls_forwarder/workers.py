@@ -253,7 +253,10 @@ class SupervisorLink:
                     with self._lock:
                         on_ack = self._on_ack.pop(frame.frame_id, None)
                     if on_ack is not None:
-                        on_ack()
+                        try:
+                            on_ack()
+                        except Exception:  # a bug after delivery: keep listening, or every later ack is lost too
+                            logger.exception("action=relay_ack_callback_failed frame=%d", frame.frame_id)
                 elif frame.kind == KIND_STOP:
                     logger.info("action=worker_stop_requested pid=%d", os.getpid())
                     stop.set()  # keep listening: the drain needs the acks that are still to come
@@ -542,9 +545,12 @@ class Supervisor:
                          "is restarted and resumes from its last checkpoint\"", slot.index, process.pid, err)
             _kill(process)
         except (OSError, ValueError, RuntimeError) as err:
-            # stdout to splunkd is broken (the StreamSink has set stop) or the worker's pipe failed; the frame in
-            # hand is not acknowledged, so the worker never checkpoints it.
-            logger.debug("action=worker_relay_ended worker=%d pid=%d error=%s", slot.index, process.pid, err)
+            # stdout to splunkd is broken (the StreamSink has set stop) or the worker's pipe failed. The frame in hand
+            # is not acknowledged, so the worker never checkpoints it; a worker left alive would wait for acks
+            # forever, so it is killed and (unless we are stopping) restarted from its last checkpoint.
+            logger.warning("action=worker_relay_ended worker=%d pid=%d error=\"%s\" message=\"restarting the worker\"",
+                           slot.index, process.pid, err)
+            _kill(process)
 
     @staticmethod
     def _ack(slot: _Slot, process: "subprocess.Popen[bytes]", frame_id: int) -> None:
