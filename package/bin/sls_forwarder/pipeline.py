@@ -484,9 +484,7 @@ class Pipeline:
         self.client = client
         self.control_client = control_client if control_client is not None else client
         self.sink = sink
-        self.shaper = shaper
         self.settings = settings
-        self.decode = decode
         # decode + shape; fused into one pass over the bytes for the real decoder and EventShaper (see transcode.py)
         self.transcode = make_transcode(shaper, decode)
         self.stop_event = stop_event if stop_event is not None else threading.Event()

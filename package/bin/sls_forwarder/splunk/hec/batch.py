@@ -56,7 +56,7 @@ class PendingBatch:
 class HecRequest:
     """One POST body: consecutive events ``events`` starting at ``start`` in the batch's event list.
 
-    Its state (attempts, ackId, send time) lives here so retry and ack-timeout policy stay out of the HTTP code.
+    Its state (ackId, send time) lives here so retry and ack-timeout policy stay out of the HTTP code.
 
     Arguments:
         pending: The batch this request belongs to.
@@ -64,14 +64,13 @@ class HecRequest:
         events: The serialized HEC envelopes.
     """
 
-    __slots__ = ("pending", "start", "events", "body", "attempts", "ack_id", "sent_at", "finished", "_gzipped")
+    __slots__ = ("pending", "start", "events", "body", "ack_id", "sent_at", "finished", "_gzipped")
 
     def __init__(self, pending: PendingBatch, start: int, events: List[bytes]) -> None:
         self.pending = pending
         self.start = start
         self.events = events
         self.body = _SEPARATOR.join(events)
-        self.attempts = 0
         self.ack_id: Optional[int] = None
         self.sent_at = 0.0
         self.finished = False

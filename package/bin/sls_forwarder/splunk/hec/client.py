@@ -177,7 +177,6 @@ class HecSink:
     def _deliver(self, request: HecRequest, backoff: Backoff) -> None:
         """Post ``request`` until it is delivered, handed to the ack poller, split or dead-lettered, or abort."""
         while not self._abort.is_set():
-            request.attempts += 1
             try:
                 reply = self._post(request)
             except RetryableError as error:
