@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import pytest
 
 from tests.emulators.sls.datagen import DataSpec, generate, mixed_spec
@@ -29,6 +30,8 @@ def test_every_event_arrives_exactly_once_and_checkpoints_match(python_label: st
         assert owners == {f"{GROUP}-hf1-prod"}
         log = env.log_text("prod")
         assert "action=events_ingested modular_input_name=aliyun_sls://prod" in log
+        ingested = sum(int(n) for n in re.findall(r"action=events_ingested .*?n_events=(\d+)", log))
+        assert ingested == spec.event_count, "the dashboard's event count must match what was delivered"
         assert "Traceback" not in running.stderr_text() and "Traceback" not in log
 
 
