@@ -1,4 +1,4 @@
-"""REST handler for the inputs page: checks a new or edited input live against SLS before Splunk saves it."""
+"""REST handlers of the Configuration and Inputs pages: refuse what cannot work, with the reason, before Splunk saves it."""
 
 import import_declare_test  # noqa: F401  (puts ../lib first on sys.path)
 
@@ -7,6 +7,37 @@ from splunktaucclib.rest_handler.admin_external import AdminExternalHandler
 
 from sls_forwarder import modinput
 from sls_forwarder.errors import ForwarderError
+
+# The fields each credential type needs.
+CREDENTIAL_FIELDS = {"access_key": ("access_key_id", "access_key_secret")}
+
+
+class AccountHandler(AdminExternalHandler):
+    """Rejects an account whose credential type is unknown or whose type's fields are missing.
+
+    The page's select offers only supported types, but a REST call or a deployment-server push can send anything;
+    the modular input would then fail at start with a less direct message.
+    """
+
+    def handleCreate(self, confInfo):  # noqa: N802,N803  (splunk.admin naming)
+        self._check_fields(creating=True)
+        super().handleCreate(confInfo)
+
+    def handleEdit(self, confInfo):  # noqa: N802,N803
+        self._check_fields(creating=False)
+        super().handleEdit(confInfo)
+
+    def _check_fields(self, creating: bool) -> None:
+        kind = self.payload.get("credential_type") or "access_key"
+        if kind not in CREDENTIAL_FIELDS:
+            supported = ", ".join(sorted(CREDENTIAL_FIELDS))
+            raise admin.ArgValidationException(f"credential type {kind!r} is not supported; use one of: {supported}")
+        # An edit sends only what changed (never a masked secret): a field is missing there only when sent blank.
+        missing = [field for field in CREDENTIAL_FIELDS[kind]
+                   if (creating or field in self.payload) and not (self.payload.get(field) or "").strip()]
+        if missing:
+            raise admin.ArgValidationException(
+                f"an account of type {kind} needs {' and '.join(missing)}")
 
 
 class InputHandler(AdminExternalHandler):

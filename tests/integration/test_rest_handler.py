@@ -1,7 +1,7 @@
-"""The inputs page's REST handler (``ta_aliyun_sls_validation.InputHandler``) of the BUILT app (issue 4).
+"""The REST handlers of the BUILT app: every one restmap.conf declares, and the inputs page's live check.
 
-splunkd runs the UCC-generated ``bin/ta_aliyun_sls_rh_aliyun_sls.py``, which hands ``InputHandler`` to
-``splunk.admin.init``. ``splunk.admin`` is Splunk-private Python that does not exist outside Splunk, so each test
+splunkd runs each UCC-generated ``bin/ta_aliyun_sls_rh_*.py``, which hands its handler class (for the inputs page
+``ta_aliyun_sls_validation.InputHandler``) to ``splunk.admin.init``. ``splunk.admin`` is Splunk-private Python that does not exist outside Splunk, so each test
 runs that script as ``__main__`` under a Splunk Python with a minimal fake ``splunk`` package on its ``sys.path``:
 its ``admin.init`` plays splunkd's dispatcher for one create or edit request. The live check inside goes to the
 SLS emulator and the splunkd double, as in production. The base class's create/edit would write inputs.conf
@@ -82,13 +82,13 @@ def init(handler_class, ctxInfo):
         handler.handleEdit(conf_info)
 '''
 
-DRIVER = '''"""Run the UCC-generated input REST handler as __main__, as splunkd does; write the outcome as JSON."""
+DRIVER = '''"""Run a UCC-generated REST handler script as __main__, as splunkd does; write the outcome as JSON."""
 import json
 import os
 import runpy
 import sys
 
-fake_dir, app_bin, result_path = sys.argv[1:4]
+fake_dir, app_bin, result_path, handler_file = sys.argv[1:5]
 sys.path[:0] = [fake_dir, app_bin]
 import import_declare_test  # noqa: F401  (the app's lib/ first, as in every UCC handler)
 from splunk import admin
@@ -107,7 +107,7 @@ AdminExternalHandler.handleCreate = recorder("create")
 AdminExternalHandler.handleEdit = recorder("edit")
 outcome = {"error": None}
 try:
-    runpy.run_path(os.path.join(app_bin, "ta_aliyun_sls_rh_aliyun_sls.py"), run_name="__main__")
+    runpy.run_path(os.path.join(app_bin, handler_file), run_name="__main__")
 except admin.ArgValidationException as err:
     outcome["error"] = {"type": "ArgValidationException", "message": str(err)}
 outcome["base_calls"] = base_calls
@@ -140,8 +140,9 @@ def page_fields(env: AddonEnv, **overrides: str) -> Dict[str, str]:
     return fields
 
 
-def handle(env: AddonEnv, action: str, stanza_id: str, data: Dict[str, str]) -> Dict[str, Any]:
-    """One create/edit request through the built handler; returns {"error": None|{type, message}, "base_calls"}."""
+def handle(env: AddonEnv, action: str, stanza_id: str, data: Dict[str, str],
+           handler_file: str = "ta_aliyun_sls_rh_aliyun_sls.py") -> Dict[str, Any]:
+    """One create/edit request through a built handler; returns {"error": None|{type, message}, "base_calls"}."""
     work = env.fake_splunk_dir  # type: ignore[attr-defined]
     request_path = os.path.join(work, "request.json")
     result_path = os.path.join(work, "result.json")
@@ -153,7 +154,7 @@ def handle(env: AddonEnv, action: str, stanza_id: str, data: Dict[str, str]) -> 
     runner = env.runner
     process_env = dict(runner.environment(), FAKE_SPLUNK_REQUEST=request_path, SPLUNKD_URI=env.splunkd.url)
     completed = subprocess.run([runner.python, os.path.join(work, "driver.py"), work,
-                                os.path.join(runner.app_dir, "bin"), result_path],
+                                os.path.join(runner.app_dir, "bin"), result_path, handler_file],
                                cwd=runner.cwd, env=process_env, capture_output=True, text=True, timeout=60)
     assert completed.returncode == 0, completed.stderr[-3000:]
     with open(result_path, encoding="utf-8") as handle_in:
@@ -217,3 +218,61 @@ def test_enable_disable_skips_the_live_check(env: AddonEnv) -> None:
     assert error_message(outcome) is None
     assert [call["payload"] for call in outcome["base_calls"]] == [{"disabled": "1"}]
     assert env.sls.request_log == [], "disabling must not call SLS"
+
+
+# A valid create for each endpoint the app declares. A handler missing here fails the test below: every REST handler
+# the package ships must be imported and exercised.
+VALID_CREATES = {
+    "ta_aliyun_sls_account": ("acct_new", {"credential_type": "access_key", "access_key_id": AK_ID,
+                                           "access_key_secret": AK_SECRET}),
+    "ta_aliyun_sls_hec_destination": ("hec_new", {"url": "https://127.0.0.1:8088", "token": "t0k3n", "use_ack": "0",
+                                                  "verify_tls": "1", "gzip": "0"}),
+    "ta_aliyun_sls_settings": ("logging", {"loglevel": "INFO"}),
+    "ta_aliyun_sls_aliyun_sls": ("prod", {}),  # filled from page_fields: its live check needs the emulator's port
+}
+
+
+def declared_handlers(app_dir: str) -> Dict[str, str]:
+    """{endpoint: handlerfile} of every [admin_external:*] stanza in the built app's restmap.conf."""
+    handlers: Dict[str, str] = {}
+    endpoint = None
+    with open(os.path.join(app_dir, "default", "restmap.conf"), encoding="utf-8") as conf:
+        for line in conf:
+            line = line.strip()
+            if line.startswith("["):
+                endpoint = line[1:-1].split(":", 1)[1] if line.startswith("[admin_external:") else None
+            elif endpoint and line.startswith("handlerfile"):
+                handlers[endpoint] = line.split("=", 1)[1].strip()
+    return handlers
+
+
+def test_every_declared_rest_handler_imports_and_handles_a_create(env: AddonEnv) -> None:
+    """splunkd fails an endpoint whose handler script cannot import; UCC then shows the whole page as broken."""
+    handlers = declared_handlers(env.runner.app_dir)
+    assert set(handlers) == set(VALID_CREATES), "a declared handler has no test create here (or one went away)"
+    for endpoint, handler_file in sorted(handlers.items()):
+        stanza, data = VALID_CREATES[endpoint]
+        outcome = handle(env, "create", stanza, data or page_fields(env), handler_file)
+        assert error_message(outcome) is None, (endpoint, outcome)
+        assert [call["id"] for call in outcome["base_calls"]] == [stanza], (endpoint, outcome)
+
+
+ACCOUNT_HANDLER = "ta_aliyun_sls_rh_account.py"
+
+
+def test_account_of_an_unknown_credential_type_is_refused(env: AddonEnv) -> None:
+    outcome = handle(env, "create", "acct_x", {"credential_type": "password", "access_key_id": AK_ID,
+                                               "access_key_secret": AK_SECRET}, ACCOUNT_HANDLER)
+    assert "credential type 'password' is not supported" in (error_message(outcome) or "")
+    assert outcome["base_calls"] == []
+
+
+def test_account_without_its_secret_is_refused_on_create_but_an_edit_keeps_the_stored_one(env: AddonEnv) -> None:
+    created = handle(env, "create", "acct_x", {"credential_type": "access_key", "access_key_id": AK_ID},
+                     ACCOUNT_HANDLER)
+    assert error_message(created) == "an account of type access_key needs access_key_secret"
+    assert created["base_calls"] == []
+    # The page never resends a masked secret on edit: the stored one stays.
+    edited = handle(env, "edit", "acct1", {"credential_type": "access_key", "access_key_id": AK_ID},
+                    ACCOUNT_HANDLER)
+    assert error_message(edited) is None and len(edited["base_calls"]) == 1
