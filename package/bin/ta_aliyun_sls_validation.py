@@ -8,12 +8,17 @@ from splunktaucclib.rest_handler.admin_external import AdminExternalHandler
 from sls_forwarder import modinput
 from sls_forwarder.errors import ForwarderError
 
-# The fields each credential type needs.
-CREDENTIAL_FIELDS = {"access_key": ("access_key_id", "access_key_secret")}
+# The fields each credential type needs (AssumeRole's base AccessKey pair is optional: else the ECS RAM role).
+CREDENTIAL_FIELDS = {
+    "access_key": ("access_key_id", "access_key_secret"),
+    "ecs_ram_role": (),
+    "assume_role": ("role_arn",),
+}
 
 
 class AccountHandler(AdminExternalHandler):
-    """Rejects an account whose credential type is unknown or whose type's fields are missing.
+    """Rejects an account whose credential type is unknown or whose type's fields are missing, then checks an ECS
+    RAM role or AssumeRole account live (it gets credentials once) and names what is wrong.
 
     The page's select offers only supported types, but a REST call or a deployment-server push can send anything;
     the modular input would then fail at start with a less direct message.
@@ -21,11 +26,19 @@ class AccountHandler(AdminExternalHandler):
 
     def handleCreate(self, confInfo):  # noqa: N802,N803  (splunk.admin naming)
         self._check_fields(creating=True)
+        self._check_live(creating=True)
         super().handleCreate(confInfo)
 
     def handleEdit(self, confInfo):  # noqa: N802,N803
         self._check_fields(creating=False)
+        self._check_live(creating=False)
         super().handleEdit(confInfo)
+
+    def _check_live(self, creating: bool) -> None:
+        try:
+            modinput.check_account_live(self.callerArgs.id, dict(self.payload), self.getSessionKey(), creating)
+        except ForwarderError as err:
+            raise admin.ArgValidationException(str(err))
 
     def _check_fields(self, creating: bool) -> None:
         kind = self.payload.get("credential_type") or "access_key"

@@ -14,7 +14,9 @@ from .config import InputConfig, parse_input
 from .errors import ConfigError, ForwarderError, RetryableError
 
 if TYPE_CHECKING:
+    from .account import AccountSettings
     from .config import HecDestination
+    from .sls.credentials import CredentialsProvider, ProviderCache
     from .pipeline import EventSink, Pipeline
     from .splunk.splunkd import SplunkdSettings
     from .workers import SupervisorLink
@@ -99,7 +101,7 @@ def check_input_live(name: str, params: Mapping[str, str], session_key: str,
     Raises:
         ConfigError: with a sentence naming what is wrong.
     """
-    from .sls.client import Credentials, SlsClient
+    from .sls.client import SlsClient
     from .sls.endpoint import parse_endpoint
     from .splunk.splunkd import SplunkdSettings
 
@@ -107,12 +109,13 @@ def check_input_live(name: str, params: Mapping[str, str], session_key: str,
     if config.sls_ca_bundle and not os.path.isfile(config.sls_ca_bundle):
         raise ConfigError(f"sls_ca_bundle {config.sls_ca_bundle!r} is not a file on this forwarder")
     settings = SplunkdSettings(server_uri or _splunkd_uri({}), session_key)
-    key_id, secret = settings.account(config.account)
+    account = settings.account(config.account)
     destination = None
     if config.delivery == "hec" and config.hec_destination:
         destination = settings.hec_destination(config.hec_destination)
+    credentials = account_credentials(account, settings.server_name("splunk"), settings.proxy().url)
     # 8 s per request and two attempts: a silent endpoint is reported well inside Splunk Web's 30 s REST timeout.
-    client = SlsClient(parse_endpoint(config.endpoint), Credentials(key_id, secret), config.project,
+    client = SlsClient(parse_endpoint(config.endpoint), credentials, config.project,
                        proxy_url=settings.proxy().url, ca_bundle=config.sls_ca_bundle, timeout=8.0, max_attempts=2)
     try:
         client.get_project()
@@ -122,6 +125,7 @@ def check_input_live(name: str, params: Mapping[str, str], session_key: str,
         raise ConfigError(explain(err, config), code=err.code, request_id=err.request_id, status=err.status) from None
     finally:
         client.close()
+        credentials.close()
     names = {group.get("name") for group in groups}
     if config.consumer_group not in names and len(names) >= CONSUMER_GROUP_QUOTA:
         raise ConfigError(f"logstore {config.logstore!r} already has {len(names)} consumer groups, the SLS maximum; "
@@ -129,6 +133,44 @@ def check_input_live(name: str, params: Mapping[str, str], session_key: str,
     if destination is not None:
         _check_hec_destination(destination, settings.proxy().url)
     return config
+
+
+def account_credentials(account: "AccountSettings", server_name: str, proxy_url: str) -> "CredentialsProvider":
+    """The account's credentials, fetched once now (the live check of the account page and of an input).
+
+    Raises:
+        ConfigError: naming the account and what is wrong, also when the metadata service or STS is unreachable.
+    """
+    from .sls.credentials import make_provider
+
+    try:
+        return make_provider(account, server_name=server_name, proxy_url=proxy_url, timeout=8.0)
+    except ForwarderError as err:
+        raise ConfigError(f"account {account.name!r} ({account.credential_type}): {err.message}", code=err.code,
+                          request_id=err.request_id, status=err.status) from None
+
+
+def check_account_live(name: str, fields: Mapping[str, Optional[str]], session_key: str, creating: bool,
+                       server_uri: Optional[str] = None) -> None:
+    """The account page's live check: an ECS RAM role or AssumeRole account gets credentials once.
+
+    An AccessKey pair has no endpoint to be checked against here; saving an input checks it. An edit carries only
+    what the page sends, so it is merged into the stored account (a masked or absent secret keeps the stored one).
+
+    Raises:
+        ConfigError: naming what is wrong (no such role, not allowed to assume it, wrong ExternalId, metadata service
+            unreachable, role not attached to this instance ...).
+    """
+    from .account import AccountSettings
+    from .splunk.splunkd import MASK, SplunkdSettings
+
+    settings = SplunkdSettings(server_uri or _splunkd_uri({}), session_key)
+    merged: Dict[str, str] = {} if creating else dict(settings.account_stanza(name))
+    merged.update({key: str(value) for key, value in fields.items() if value is not None and value != MASK})
+    account = AccountSettings.from_conf(name, merged)
+    if account.credential_type == "access_key":
+        return
+    account_credentials(account, settings.server_name("splunk"), settings.proxy().url).close()
 
 
 def _check_hec_destination(destination: "HecDestination", proxy_url: str) -> None:
@@ -221,8 +263,12 @@ def run_input(stanza_name: str, params: Mapping[str, str], metadata: Mapping[str
                          shutdown_timeout=_hidden_float(params, "shutdown_timeout", 30.0))
         log.modular_input_end(addon_logger, config.stanza)
         return code
-    consumer = consumer_name(config.consumer_group, settings.server_name(server_host), config.name, worker or None)
+    from .sls.credentials import ProviderCache
+
+    server_name = settings.server_name(server_host)
+    consumer = consumer_name(config.consumer_group, server_name, config.name, worker or None)
     stop = threading.Event()
+    credentials = ProviderCache(server_name=server_name, stop=stop)
     if link is not None:
         link.start(stop)
     sink_out = out if out is not None else sys.stdout.buffer
@@ -239,7 +285,7 @@ def run_input(stanza_name: str, params: Mapping[str, str], metadata: Mapping[str
 
     def build_pipeline(stop_pulling: threading.Event) -> "Pipeline":
         return _build_pipeline(config, settings, consumer, server_host, stop, stop_pulling, stream_sink,
-                               on_delivered, params, dead_letter_path)
+                               on_delivered, params, dead_letter_path, credentials)
 
     checkpoint_dir = str(metadata.get("checkpoint_dir") or ".")
     dead_letter_path = os.path.join(checkpoint_dir, f"{file_stem}.deadletter.jsonl")
@@ -251,6 +297,7 @@ def run_input(stanza_name: str, params: Mapping[str, str], metadata: Mapping[str
         lock_wait=_hidden_float(params, "lock_wait", 60.0),
     )
     code = run(build_pipeline, options, stop)
+    credentials.close()
     ingested.flush()
     log.modular_input_end(addon_logger, config.stanza)
     return code
@@ -293,17 +340,18 @@ def _build_pipeline(config: InputConfig, settings: "SplunkdSettings", consumer: 
                     stop: threading.Event, stop_pulling: threading.Event,
                     stream_sink: Callable[[threading.Event], "EventSink"],
                     on_delivered: Callable[[ShardBatch], None], params: Mapping[str, str],
-                    dead_letter_path: str) -> "Pipeline":
+                    dead_letter_path: str, credentials_cache: "ProviderCache") -> "Pipeline":
     """Everything that needs settings from splunkd, built fresh on each (re)start so a fixed account is picked up."""
     from .pipeline import Pipeline, PipelineSettings
-    from .sls.client import Credentials, SlsClient
+    from .sls.client import SlsClient
     from .sls.endpoint import parse_endpoint
     from .splunk.events import EventMeta, EventShaper
 
-    key_id, secret = settings.account(config.account)
+    account = settings.account(config.account)
     proxy_url = settings.proxy().url
     endpoint = parse_endpoint(config.endpoint)
-    credentials = Credentials(key_id, secret)
+    # Both clients sign with the provider's current credentials, which it renews in the background.
+    credentials = credentials_cache.get(account, proxy_url)
     # Pulls retry forever (never skip data); control calls give up soon so a failing heartbeat is noticed in time.
     data_client = SlsClient(endpoint, credentials, config.project, proxy_url=proxy_url,
                             ca_bundle=config.sls_ca_bundle, max_attempts=0, stop=stop_pulling)

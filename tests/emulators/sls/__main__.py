@@ -21,6 +21,8 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--access-key-id", required=True)
     parser.add_argument("--access-key-secret", required=True)
     parser.add_argument("--security-token", default="", help="require this STS token with the key")
+    parser.add_argument("--sts-issuer-key", default=None,
+                        help="accept the temporary keys the STS/metadata twins seal with this key (default: theirs)")
     parser.add_argument("--project", help="pre-create this project")
     parser.add_argument("--logstore", help="pre-create this logstore (needs --project)")
     parser.add_argument("--shards", type=int, default=2, help="shard count of --logstore (default 2)")
@@ -39,7 +41,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = _parse(argv)
     sts = {args.access_key_id: args.security_token} if args.security_token else None
     emulator = SlsEmulator(host=args.host, port=args.port,
-                           access_keys={args.access_key_id: args.access_key_secret}, sts_tokens=sts)
+                           access_keys={args.access_key_id: args.access_key_secret}, sts_tokens=sts,
+                           **({"sts_issuer_key": args.sts_issuer_key} if args.sts_issuer_key else {}))
     if args.project:
         emulator.create_project(args.project)
     if args.logstore:

@@ -10,7 +10,10 @@ import base64
 import hashlib
 import hmac
 from typing import Dict, List, Mapping, Optional, Tuple
+import time
 from urllib.parse import quote
+
+from ..sts.tokens import TokenError, TokenIssuer
 
 
 class AuthFailure(Exception):
@@ -83,17 +86,23 @@ def sign_v4(secret: str, date: str, region: str, string_to_sign: str) -> str:
 
 
 class Authenticator:
-    """Checks Authorization headers against configured AccessKey pairs and optional STS tokens.
+    """Checks Authorization headers against configured AccessKey pairs, optional STS tokens, and the temporary keys
+    the STS and metadata twins issue.
 
     Arguments:
         access_keys: {AccessKeyId: AccessKeySecret}.
         sts_tokens: {AccessKeyId: security token}; requests with such a key must carry the token in
             ``x-acs-security-token``. None: no STS keys.
+        issuer: Verifies temporary keys (``STS.`` ids) by their sealed token; None accepts none.
     """
 
-    def __init__(self, access_keys: Mapping[str, str], sts_tokens: Optional[Mapping[str, str]] = None):
+    def __init__(self, access_keys: Mapping[str, str], sts_tokens: Optional[Mapping[str, str]] = None,
+                 issuer: Optional[TokenIssuer] = None):
         self.access_keys: Dict[str, str] = dict(access_keys)
         self.sts_tokens: Dict[str, str] = dict(sts_tokens or {})
+        self.issuer = issuer
+        # Temporary keys issued before this time count as expired (the test knob "expire them early").
+        self.expired_before = 0.0
 
     def verify(self, method: str, path: str, params: List[Tuple[str, str]], headers: Mapping[str, str],
                body: bytes) -> str:
@@ -135,6 +144,8 @@ class Authenticator:
         return key_id, signature
 
     def _secret(self, key_id: str, headers: Mapping[str, str]) -> str:
+        if key_id.startswith("STS.") and self.issuer is not None and key_id not in self.access_keys:
+            return self._temporary_secret(key_id, headers.get("x-acs-security-token", ""))
         secret = self.access_keys.get(key_id)
         if secret is None:
             raise AuthFailure(401, "Unauthorized", "AccessKeyId not found: %s" % key_id)
@@ -142,6 +153,18 @@ class Authenticator:
         if token is not None and headers.get("x-acs-security-token", "") != token:
             raise AuthFailure(401, "InvalidSecurityToken", "The security token you provided is invalid.")
         return secret
+
+    def _temporary_secret(self, key_id: str, token: str) -> str:
+        """The secret of an issued temporary key; the token must be its own and still valid."""
+        if not token:
+            raise AuthFailure(401, "InvalidSecurityToken", "The security token you provided is invalid.")
+        try:
+            key = self.issuer.verify(key_id, token)  # type: ignore[union-attr]
+        except TokenError:
+            raise AuthFailure(401, "InvalidSecurityToken", "The security token you provided is invalid.") from None
+        if key.expiration <= time.time() or key.issued_at < self.expired_before:
+            raise AuthFailure(401, "SecurityTokenExpired", "The security token you provided has expired.")
+        return key.access_key_secret
 
     def _verify_v4(self, method: str, path: str, params: List[Tuple[str, str]], headers: Mapping[str, str],
                    body: bytes, authorization: str) -> str:

@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Deque, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from ..sts.tokens import DEFAULT_ISSUER_KEY, TokenIssuer
 from .auth import AuthFailure, Authenticator
 from .faults import Faults
 from .protobuf import ProtobufError, count_logs, encode_log_group_list
@@ -286,6 +287,8 @@ class SlsEmulator:
         max_consumer_groups: consumer groups allowed per logstore (real SLS: 30).
         strict_heartbeat: answer 400 NotExistConsumerWithBody to unknown consumers reporting shards.
         fault_seed: seed of the random fault switches (reproducible runs).
+        sts_issuer_key: the key the STS and metadata twins seal their temporary keys with; those keys are accepted
+            (``x-acs-security-token`` signed) until they expire, then answered 401 SecurityTokenExpired.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0,
@@ -293,10 +296,10 @@ class SlsEmulator:
                  sts_tokens: Optional[Mapping[str, str]] = None,
                  max_consumer_groups: int = DEFAULT_MAX_CONSUMER_GROUPS,
                  strict_heartbeat: bool = False, fault_seed: int = 0,
-                 request_log_size: int = 100_000):
+                 request_log_size: int = 100_000, sts_issuer_key: str = DEFAULT_ISSUER_KEY):
         self.host = host
         self._requested_port = port
-        self.authenticator = Authenticator(access_keys or {}, sts_tokens)
+        self.authenticator = Authenticator(access_keys or {}, sts_tokens, TokenIssuer(sts_issuer_key))
         self.state = SlsState(max_consumer_groups=max_consumer_groups, strict_heartbeat=strict_heartbeat)
         self.faults = Faults(fault_seed)
         self._log: Deque[RequestRecord] = collections.deque(maxlen=request_log_size)
@@ -377,6 +380,10 @@ class SlsEmulator:
     def expire(self, project: str, logstore: str, shard_id: int, count: int) -> None:
         """Drop the ``count`` oldest log groups; a cursor before them becomes InvalidCursor."""
         self.state.expire(project, logstore, shard_id, count)
+
+    def expire_security_tokens(self) -> None:
+        """Treat every temporary key issued so far as expired (SLS answers 401 SecurityTokenExpired to it)."""
+        self.authenticator.expired_before = time.time()
 
     def advance_clock(self, seconds: float) -> None:
         """Fast-forward the consumer-liveness clock (consumers time out without waiting)."""

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from sls_forwarder.account import AccountSettings
 from sls_forwarder.errors import ConfigError
 from sls_forwarder.splunk.splunkd import SplunkdSettings
 from tests.emulators.splunkd import SplunkdDouble
@@ -26,10 +27,14 @@ def settings_for(double: SplunkdDouble) -> SplunkdSettings:
     return SplunkdSettings(double.url, double.session_key)
 
 
+def _key_pair(account: AccountSettings) -> tuple:
+    return account.access_key_id, account.access_key_secret
+
+
 def test_encrypted_secret_is_read_back_and_left_alone(double, caplog):
     double.store_encrypted(ACCOUNT_CONF, "acct1", {"access_key_secret": "s3cret-value"}, {"access_key_id": "AK1"})
     with caplog.at_level(logging.INFO, logger="sls_forwarder"):
-        assert settings_for(double).account("acct1") == ("AK1", "s3cret-value")
+        assert _key_pair(settings_for(double).account("acct1")) == ("AK1", "s3cret-value")
     assert "secret_encrypted" not in caplog.text
     assert double.stanza(ACCOUNT_CONF, "acct1")["access_key_secret"] == "******"
 
@@ -37,11 +42,11 @@ def test_encrypted_secret_is_read_back_and_left_alone(double, caplog):
 def test_clear_text_secret_moves_to_encrypted_storage(double, caplog):
     double.set_stanza(ACCOUNT_CONF, "pushed", {"access_key_id": "AK2", "access_key_secret": "from-the-ds"})
     with caplog.at_level(logging.INFO, logger="sls_forwarder"):
-        assert settings_for(double).account("pushed") == ("AK2", "from-the-ds")
+        assert _key_pair(settings_for(double).account("pushed")) == ("AK2", "from-the-ds")
     assert "action=secret_encrypted conf=ta_aliyun_sls_account stanza=pushed" in caplog.text
     assert "from-the-ds" not in caplog.text
     assert double.stanza(ACCOUNT_CONF, "pushed")["access_key_secret"] == "******"
-    assert settings_for(double).account("pushed") == ("AK2", "from-the-ds")  # and it still reads back
+    assert _key_pair(settings_for(double).account("pushed")) == ("AK2", "from-the-ds")  # and it still reads back
 
 
 def test_masked_secret_without_storage_says_what_happened(double):
@@ -122,3 +127,28 @@ class _Body:
 
     def read(self) -> bytes:
         return self._data
+
+
+def test_assume_role_account_reads_its_encrypted_external_id(double):
+    double.store_encrypted(ACCOUNT_CONF, "cross", {"access_key_secret": "base-secret", "external_id": "ext-123abc"},
+                           {"credential_type": "assume_role", "access_key_id": "AKB",
+                            "role_arn": "acs:ram::123456789012:role/sls-reader", "duration_seconds": "1800",
+                            "sts_endpoint": "sts.cn-hangzhou.aliyuncs.com"})
+    account = settings_for(double).account("cross")
+    assert (account.credential_type, account.role_arn, account.external_id, account.duration_seconds) == (
+        "assume_role", "acs:ram::123456789012:role/sls-reader", "ext-123abc", 1800)
+    assert _key_pair(account) == ("AKB", "base-secret")
+    assert "ext-123abc" not in repr(account) and "base-secret" not in repr(account)
+
+
+def test_clear_text_external_id_moves_to_encrypted_storage(double):
+    double.set_stanza(ACCOUNT_CONF, "pushed_role", {"credential_type": "assume_role", "external_id": "from-the-ds",
+                                                    "role_arn": "acs:ram::123456789012:role/r"})
+    assert settings_for(double).account("pushed_role").external_id == "from-the-ds"
+    assert double.stanza(ACCOUNT_CONF, "pushed_role")["external_id"] == "******"
+
+
+def test_ecs_role_account_needs_no_key(double):
+    double.set_stanza(ACCOUNT_CONF, "ecs", {"credential_type": "ecs_ram_role", "ecs_role_name": ""})
+    account = settings_for(double).account("ecs")
+    assert (account.credential_type, account.ecs_role_name, account.has_access_key) == ("ecs_ram_role", "", False)

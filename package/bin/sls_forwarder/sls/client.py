@@ -18,7 +18,7 @@ import time
 import zlib
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, TypeVar, Union
-from urllib.parse import quote, unquote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 import urllib3
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
@@ -27,8 +27,10 @@ from urllib3.exceptions import SSLError as Urllib3SSLError
 
 from ..backoff import Backoff
 from ..errors import ConfigError, ForwarderError, InvalidCursorError, PermanentError, RetryableError, error_chain
+from .credentials import Credentials, CredentialsProvider, StaticCredentials
 from .endpoint import Endpoint
 from .signing import EMPTY_SHA256, content_md5, sign_v1, sign_v4
+from .transport import proxy_manager
 
 __all__ = ["Credentials", "Shard", "PullResult", "Checkpoint", "SlsClient"]
 
@@ -51,6 +53,9 @@ _CONFIG_CODES = frozenset(
     }
 )
 _RETRYABLE_CODES = frozenset({"InternalServerError", "RequestTimeout", "ServerBusy"})
+# What SLS (and the SDK's list) call temporary credentials that are no longer valid.
+_EXPIRED_TOKEN_CODES = frozenset({"SecurityTokenExpired", "SecurityToken.Expired", "InvalidSecurityToken",
+                                  "InvalidSecurityToken.Expired"})
 _HINTS = {
     "SignatureNotMatch": "check the AccessKey secret",
     "Unauthorized": "check the AccessKey id and its RAM permissions",
@@ -63,18 +68,6 @@ _HINTS = {
 }
 _MAX_SERVER_MESSAGE = 300
 _STILL_FAILING_WARNING_INTERVAL = 300.0
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """An AccessKey pair, with the STS token when the key is temporary."""
-
-    access_key_id: str
-    access_key_secret: str
-    security_token: str = ""
-
-    def __repr__(self) -> str:  # never show the secret or the token
-        return "Credentials(access_key_id=%r)" % self.access_key_id
 
 
 @dataclass(frozen=True)
@@ -110,32 +103,13 @@ class _Response:
     request_id: str
 
 
-def _proxy_manager(proxy_url: str, pool_kw: Dict[str, Any]) -> urllib3.ProxyManager:
-    """Build a ProxyManager; ``user:pass@`` in the URL becomes a Proxy-Authorization header."""
-    parts = urlsplit(proxy_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(
-            "proxy URL must look like http://[user:password@]host:port (scheme %r is not supported)" % parts.scheme,
-            code="InvalidProxy",
-        )
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        raise ConfigError("proxy URL has an invalid port", code="InvalidProxy") from None
-    host = parts.hostname if ":" not in parts.hostname else "[%s]" % parts.hostname
-    headers = None
-    if parts.username is not None:
-        auth = "%s:%s" % (unquote(parts.username), unquote(parts.password or ""))
-        headers = urllib3.make_headers(proxy_basic_auth=auth)
-    return urllib3.ProxyManager("%s://%s:%d" % (parts.scheme, host, port), proxy_headers=headers, **pool_kw)
-
-
 class SlsClient:
     """Client of one SLS project.
 
     Arguments:
         endpoint: Where SLS is (see ``parse_endpoint``).
-        credentials: AccessKey pair, optionally with an STS token.
+        credentials: An AccessKey pair, or a provider of (temporary) credentials; every attempt signs with the
+            provider's current credentials.
         project: The SLS project.
         verify_tls: Verify the server certificate (on by default).
         ca_bundle: Path of a PEM CA bundle to verify against instead of the system store.
@@ -158,7 +132,7 @@ class SlsClient:
     def __init__(
         self,
         endpoint: Endpoint,
-        credentials: Credentials,
+        credentials: Union[Credentials, CredentialsProvider],
         project: str,
         *,
         verify_tls: bool = True,
@@ -188,7 +162,8 @@ class SlsClient:
             raise ConfigError("max_attempts must be >= 0", code="InvalidRetry")
         self.endpoint = endpoint
         self.project = project
-        self._credentials = credentials
+        self._credentials: CredentialsProvider = (
+            StaticCredentials(credentials) if isinstance(credentials, Credentials) else credentials)
         self._auth_version = auth_version
         self._region = region
         self._accept_encoding = accept_encoding
@@ -214,7 +189,7 @@ class SlsClient:
             pool_kw["cert_reqs"] = "CERT_REQUIRED" if verify_tls else "CERT_NONE"
             if verify_tls and ca_bundle:
                 pool_kw["ca_certs"] = ca_bundle
-        self._pool = _proxy_manager(proxy_url, pool_kw) if proxy_url else urllib3.PoolManager(**pool_kw)
+        self._pool = proxy_manager(proxy_url, pool_kw) if proxy_url else urllib3.PoolManager(**pool_kw)
         if endpoint.scheme == "https" and not verify_tls:
             logger.warning("action=sls_tls_verify_disabled project=%s host=%s", project, endpoint.host)
 
@@ -423,8 +398,8 @@ class SlsClient:
                    "failing_for=%.0f reason=\"%s\"", api, err.code or "-", err.status, err.request_id or "-",
                    attempt, delay, failing_for, err.message)
 
-    def _signed_headers(self, method: str, resource: str, params: Mapping[str, str], body: bytes,
-                        content_type: str, extra_headers: Mapping[str, str]) -> Dict[str, str]:
+    def _signed_headers(self, credentials: Credentials, method: str, resource: str, params: Mapping[str, str],
+                        body: bytes, content_type: str, extra_headers: Mapping[str, str]) -> Dict[str, str]:
         headers: Dict[str, str] = {"Host": self._host_header, "Content-Length": str(len(body))}
         if content_type:
             headers["Content-Type"] = content_type
@@ -432,7 +407,6 @@ class SlsClient:
         if not body:
             headers["x-log-bodyrawsize"] = "0"
         headers["x-log-apiversion"] = API_VERSION
-        credentials = self._credentials
         if credentials.security_token:
             headers["x-acs-security-token"] = credentials.security_token
         if self._auth_version == "v4":
@@ -454,7 +428,8 @@ class SlsClient:
     def _send(self, api: str, method: str, resource: str, params: Mapping[str, str], body: bytes,
               content_type: str, extra_headers: Mapping[str, str]) -> _Response:
         """One signed attempt; returns a 200 response or raises a classified ForwarderError."""
-        headers = self._signed_headers(method, resource, params, body, content_type, extra_headers)
+        credentials = self._credentials.current()
+        headers = self._signed_headers(credentials, method, resource, params, body, content_type, extra_headers)
         url = self._base_url + quote(resource, safe="/")
         if params:
             url += "?" + urlencode(params)
@@ -462,18 +437,19 @@ class SlsClient:
             raw = self._pool.urlopen(method, url, body=body or None, headers=headers, redirect=False,
                                      preload_content=True, decode_content=False)
         except Urllib3HTTPError as exc:
-            raise self._transport_error(api, exc, headers) from None
+            raise self._transport_error(api, exc, headers, credentials) from None
         request_id = raw.headers.get("x-log-requestid", "")
         response = _Response(raw.status, raw.headers, raw.data or b"", request_id)
         if response.status != 200:
-            raise self._status_error(api, response, headers)
+            raise self._status_error(api, response, headers, credentials)
         return response
 
     # ------------------------------------------------------------------------------------- classification
 
-    def _scrub(self, text: str, headers: Mapping[str, str]) -> str:
+    @staticmethod
+    def _scrub(text: str, headers: Mapping[str, str], credentials: Credentials) -> str:
         """Remove the secret, the STS token and the signature from text that came from elsewhere."""
-        secrets = [self._credentials.access_key_secret, self._credentials.security_token]
+        secrets = [credentials.access_key_secret, credentials.security_token]
         authorization = headers.get("Authorization", "")
         secrets.append(authorization)
         secrets.append(authorization.rsplit(":", 1)[-1])
@@ -483,7 +459,8 @@ class SlsClient:
                 text = text.replace(secret, "***")
         return text[:_MAX_SERVER_MESSAGE]
 
-    def _status_error(self, api: str, response: _Response, headers: Mapping[str, str]) -> ForwarderError:
+    def _status_error(self, api: str, response: _Response, headers: Mapping[str, str],
+                      credentials: Credentials) -> ForwarderError:
         code = server_message = ""
         try:
             payload = json.loads(response.body.decode("utf-8", "replace")) if response.body else None
@@ -491,11 +468,16 @@ class SlsClient:
             payload = None
         if isinstance(payload, dict):
             code = str(payload.get("errorCode") or "")
-            server_message = self._scrub(str(payload.get("errorMessage") or ""), headers)
+            server_message = self._scrub(str(payload.get("errorMessage") or ""), headers, credentials)
         status = response.status
         where = "SLS %s failed for project %s" % (api, self.project)
         detail = "%s: %s" % (code, server_message) if code else "HTTP %d" % status
         kwargs = {"code": code, "request_id": response.request_id, "status": status}
+        if code in _EXPIRED_TOKEN_CODES and self._credentials.renew_soon(credentials):
+            # Renewing wakes the provider's thread and never waits here: a heartbeat must not hang on STS. The
+            # retry (data path) or the next heartbeat signs with the renewed credentials.
+            return RetryableError("%s: %s (the temporary credentials expired; renewing them)" % (where, detail),
+                                  **kwargs)
         if (code in _CONFIG_CODES or code.startswith("InvalidAccessKeyId") or "SecurityToken" in code):
             hint = _HINTS.get(code) or ("the STS token is invalid or expired" if "SecurityToken" in code
                                         else "check the AccessKey id")
@@ -514,10 +496,11 @@ class SlsClient:
         kwargs["code"] = code or "UnexpectedStatus"
         return PermanentError("%s: unexpected HTTP %d (only 200 is success)" % (where, status), **kwargs)
 
-    def _transport_error(self, api: str, exc: Urllib3HTTPError, headers: Mapping[str, str]) -> ForwarderError:
+    def _transport_error(self, api: str, exc: Urllib3HTTPError, headers: Mapping[str, str],
+                         credentials: Credentials) -> ForwarderError:
         chain = error_chain(exc)
         where = "SLS %s to %s" % (api, self._base_url)
-        reason = self._scrub("%s: %s" % (type(exc).__name__, exc), headers)
+        reason = self._scrub("%s: %s" % (type(exc).__name__, exc), headers, credentials)
         if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain) or (
             isinstance(exc, Urllib3SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(exc)
         ):

@@ -8,6 +8,7 @@ import os
 from typing import TYPE_CHECKING, Dict, Tuple
 from urllib.parse import quote, urlsplit
 
+from ..account import AccountSettings
 from ..config import HecDestination, ProxySettings
 from ..errors import ConfigError
 
@@ -15,6 +16,7 @@ __all__ = ["SplunkdSettings", "APP_ID", "LOCAL_HEC_INPUT"]
 
 APP_ID = "TA-aliyun-sls"
 ACCOUNT_CONF = "ta_aliyun_sls_account"
+ACCOUNT_SECRETS = ("access_key_secret", "external_id")  # the account tab's encrypted fields
 SETTINGS_CONF = "ta_aliyun_sls_settings"
 HEC_CONF = "ta_aliyun_sls_hec_destination"
 LOCAL_HEC_INPUT = "ta_aliyun_sls"
@@ -134,18 +136,21 @@ class SplunkdSettings:
             logger.warning("action=secret_encrypt_failed conf=%s stanza=%s error=%s", conf, stanza,
                            type(err).__name__)
 
-    def account(self, name: str) -> Tuple[str, str]:
-        """The AccessKey pair of an account, the secret decrypted from storage/passwords.
+    def account(self, name: str) -> AccountSettings:
+        """An account of any credential type, its secrets decrypted from storage/passwords.
 
         Raises:
-            ConfigError: the account does not exist or has no key.
+            ConfigError: the account does not exist or cannot work as configured.
         """
-        stanza = self._stanza(ACCOUNT_CONF, name, "account", ("access_key_secret",))
-        key_id = str(stanza.get("access_key_id") or "").strip()
-        secret = str(stanza.get("access_key_secret") or "")
-        if not key_id or not secret:
-            raise ConfigError(f"account {name!r} has no AccessKey ID or secret")
-        return key_id, secret
+        return AccountSettings.from_conf(name, self.account_stanza(name))
+
+    def account_stanza(self, name: str) -> Dict[str, str]:
+        """The account's stored fields as strings, secrets decrypted (the account page merges an edit into them).
+
+        Raises:
+            ConfigError: the account does not exist, or a masked secret has no stored value.
+        """
+        return self._stanza(ACCOUNT_CONF, name, "account", ACCOUNT_SECRETS)
 
     def proxy(self) -> ProxySettings:
         try:

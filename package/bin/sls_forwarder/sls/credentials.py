@@ -1,0 +1,275 @@
+"""Credentials for SLS: a static AccessKey pair, or temporary STS credentials renewed before they expire.
+
+Temporary credentials (ECS RAM role, AssumeRole) are renewed in the background once two thirds of their lifetime
+have passed, while the current ones keep signing. Nothing that signs a request ever waits for STS or the metadata
+service: a heartbeat stuck behind a slow STS would lose every shard of the consumer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Protocol, Sequence, Tuple
+
+from ..account import AccountSettings, session_name
+from ..backoff import Backoff
+from ..errors import ConfigError, ForwarderError
+
+__all__ = ["Credentials", "CredentialsProvider", "StaticCredentials", "RefreshingCredentials", "make_provider",
+           "check_account"]
+
+logger = logging.getLogger("sls_forwarder.sls.credentials")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """An AccessKey pair, with the STS token and expiry when the key is temporary."""
+
+    access_key_id: str
+    access_key_secret: str = field(repr=False)
+    security_token: str = field(default="", repr=False)
+    expiration: float = 0.0  # unix seconds; 0 = never expires
+
+    def __repr__(self) -> str:  # never show the secret or the token
+        return "Credentials(access_key_id=%r)" % self.access_key_id
+
+
+class CredentialsProvider(Protocol):
+    """What SlsClient signs with."""
+
+    def current(self) -> Credentials:
+        """The credentials to sign with now; never waits on the network."""
+
+    def renew_soon(self, stale: Credentials) -> bool:
+        """SLS said ``stale`` expired: start a renewal now, without waiting. False if they cannot be renewed."""
+
+    def close(self) -> None:
+        """Stop renewing."""
+
+
+class StaticCredentials:
+    """A long-lived AccessKey pair."""
+
+    def __init__(self, credentials: Credentials) -> None:
+        self._credentials = credentials
+
+    def current(self) -> Credentials:
+        return self._credentials
+
+    def renew_soon(self, stale: Credentials) -> bool:
+        return False
+
+    def close(self) -> None:
+        return None
+
+
+class RefreshingCredentials:
+    """Temporary credentials from ``fetch``, renewed by a daemon thread before they expire.
+
+    Arguments:
+        fetch: Gets fresh credentials (with ``expiration``); raises ForwarderError.
+        what: Names the source in log lines, e.g. ``account=prod type=assume_role`` (no secret).
+        stop: Set on shutdown; it ends the renewal thread.
+        backoff_initial: First delay after a failed renewal, in seconds; it doubles up to ``backoff_cap``.
+        backoff_cap: Longest delay between renewal attempts.
+        min_interval: Shortest wait between two renewals (credentials the source keeps handing out unchanged).
+        clock: Wall clock in unix seconds (expirations are wall-clock times).
+        dependents: Providers ``fetch`` relies on (AssumeRole's base ECS role), closed with this one.
+    """
+
+    RENEW_AT = 2.0 / 3.0
+
+    def __init__(self, fetch: Callable[[], Credentials], what: str, *, stop: Optional[threading.Event] = None,
+                 backoff_initial: float = 1.0, backoff_cap: float = 60.0, min_interval: float = 5.0,
+                 clock: Callable[[], float] = time.time, dependents: Sequence[CredentialsProvider] = ()) -> None:
+        self._fetch = fetch
+        self._dependents = tuple(dependents)
+        self._what = what
+        self._outer_stop = stop
+        self._closed = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._backoff = Backoff(backoff_initial, backoff_cap)
+        self._min_interval = min_interval
+        self._clock = clock
+        self._credentials: Optional[Credentials] = None
+        self._renew_at = 0.0
+        self._thread: Optional[threading.Thread] = None
+
+    def start(self) -> "RefreshingCredentials":
+        """Fetch the first credentials in the caller, then renew in the background.
+
+        Raises:
+            ConfigError: the source refuses (no such role, not allowed, wrong ExternalId ...).
+            RetryableError: the source is unreachable or failing for now.
+        """
+        self._install(self._fetch())
+        self._thread = threading.Thread(target=self._run, name="sls-credentials", daemon=True)
+        self._thread.start()
+        return self
+
+    def current(self) -> Credentials:
+        with self._lock:
+            credentials = self._credentials
+        if credentials is None:
+            raise RuntimeError("RefreshingCredentials.start() was not called")
+        return credentials
+
+    def renew_soon(self, stale: Credentials) -> bool:
+        with self._lock:
+            if self._credentials is stale or self._credentials == stale:
+                self._renew_at = 0.0
+        self._wake.set()
+        return True
+
+    def close(self) -> None:
+        self._closed.set()
+        self._wake.set()
+        for dependent in self._dependents:
+            dependent.close()
+
+    # ------------------------------------------------------------------------------------------ internals
+
+    def _install(self, credentials: Credentials) -> None:
+        now = self._clock()
+        lifetime = max(0.0, credentials.expiration - now) if credentials.expiration else 0.0
+        delay = max(self._min_interval, lifetime * self.RENEW_AT) if lifetime else 3600.0
+        with self._lock:
+            self._credentials = credentials
+            self._renew_at = now + delay
+
+    def _stopped(self) -> bool:
+        return self._closed.is_set() or (self._outer_stop is not None and self._outer_stop.is_set())
+
+    def _run(self) -> None:
+        failing_since = 0.0
+        while not self._stopped():
+            with self._lock:
+                wait = self._renew_at - self._clock()
+            if wait > 0:
+                # Short slices: a stop event we do not own cannot wake this wait.
+                self._wake.wait(min(wait, 1.0))
+                self._wake.clear()
+                continue
+            try:
+                credentials = self._fetch()
+            except ForwarderError as err:
+                delay = self._backoff.next_delay()
+                if not failing_since:
+                    failing_since = self._clock()
+                    logger.warning("action=credentials_refresh_failed %s code=%s status=%d retry_in_seconds=%.1f "
+                                   "expires_in_seconds=%.0f error=\"%s\"", self._what, err.code or "-", err.status,
+                                   delay, self._expires_in(), err.message)
+                with self._lock:
+                    self._renew_at = self._clock() + delay
+                continue
+            self._install(credentials)
+            self._backoff.reset()
+            if failing_since:
+                logger.info("action=credentials_refreshed %s after_failing_seconds=%.0f expires_in_seconds=%.0f",
+                            self._what, self._clock() - failing_since, self._expires_in())
+                failing_since = 0.0
+            else:
+                logger.debug("action=credentials_refreshed %s expires_in_seconds=%.0f", self._what,
+                             self._expires_in())
+
+    def _expires_in(self) -> float:
+        with self._lock:
+            credentials = self._credentials
+        return credentials.expiration - self._clock() if credentials and credentials.expiration else -1.0
+
+
+def _fetcher(account: AccountSettings, *, server_name: str, proxy_url: str, ca_bundle: str,
+             stop: Optional[threading.Event], timeout: float
+             ) -> Tuple[Callable[[], Credentials], Tuple[CredentialsProvider, ...]]:
+    """A function that fetches fresh temporary credentials for the account, and the providers it relies on."""
+    from .imds import MetadataService
+    from .sts import StsClient
+
+    metadata = MetadataService()
+    if account.credential_type == "ecs_ram_role":
+        return (lambda: metadata.credentials(account.ecs_role_name)), ()
+    sts = StsClient(account.sts_endpoint, proxy_url=proxy_url, ca_bundle=ca_bundle, timeout=timeout)
+    session = account.role_session_name or session_name(server_name)
+    if account.has_access_key:
+        base: CredentialsProvider = StaticCredentials(Credentials(account.access_key_id, account.access_key_secret))
+    else:
+        base = RefreshingCredentials(lambda: metadata.credentials(account.ecs_role_name),
+                                     f"account={account.name} type=ecs_ram_role(base)", stop=stop).start()
+
+    def assume() -> Credentials:
+        return sts.assume_role(base.current(), account.role_arn, session, account.duration_seconds,
+                               account.external_id)
+
+    return assume, (base,)
+
+
+def make_provider(account: AccountSettings, *, server_name: str, proxy_url: str = "", ca_bundle: str = "",
+                  stop: Optional[threading.Event] = None, timeout: float = 10.0) -> CredentialsProvider:
+    """The started provider for an account: static for an AccessKey, renewing for ECS RAM role and AssumeRole.
+
+    Raises:
+        ConfigError: the account cannot get credentials (the message names why).
+        RetryableError: the metadata service or STS is failing for now.
+    """
+    if account.credential_type == "access_key":
+        return StaticCredentials(Credentials(account.access_key_id, account.access_key_secret))
+    fetch, dependents = _fetcher(account, server_name=server_name, proxy_url=proxy_url, ca_bundle=ca_bundle,
+                                 stop=stop, timeout=timeout)
+    provider = RefreshingCredentials(fetch, f"account={account.name} type={account.credential_type}", stop=stop,
+                                     dependents=dependents)
+    try:
+        return provider.start()
+    except ForwarderError:
+        provider.close()
+        raise
+
+
+def check_account(account: AccountSettings, *, server_name: str, proxy_url: str = "", timeout: float = 8.0) -> None:
+    """Get credentials once, as the account page's live check.
+
+    Raises:
+        ConfigError: naming what is wrong; an unreachable metadata service or STS is reported as a ConfigError too.
+    """
+    stop = threading.Event()
+    try:
+        provider = make_provider(account, server_name=server_name, proxy_url=proxy_url, stop=stop, timeout=timeout)
+        provider.close()
+    except ConfigError:
+        raise
+    except ForwarderError as err:
+        raise ConfigError(err.message, code=err.code, request_id=err.request_id, status=err.status) from None
+    finally:
+        stop.set()
+
+
+class ProviderCache:
+    """Keeps an input's provider across pipeline rebuilds while the account is unchanged.
+
+    A rebuild (after a configuration error) reads the account again; the same settings must not start a second
+    renewal thread, and changed settings must replace the provider.
+    """
+
+    def __init__(self, *, server_name: str, stop: Optional[threading.Event] = None) -> None:
+        self._server_name = server_name
+        self._stop = stop
+        self._key: Optional[tuple] = None
+        self._provider: Optional[CredentialsProvider] = None
+
+    def get(self, account: AccountSettings, proxy_url: str = "", ca_bundle: str = "") -> CredentialsProvider:
+        """The started provider for these settings (see ``make_provider`` for what it raises)."""
+        key = (account, proxy_url, ca_bundle)
+        if self._provider is not None and key == self._key:
+            return self._provider
+        self.close()
+        self._provider = make_provider(account, server_name=self._server_name, proxy_url=proxy_url,
+                                       ca_bundle=ca_bundle, stop=self._stop)
+        self._key = key
+        return self._provider
+
+    def close(self) -> None:
+        if self._provider is not None:
+            self._provider.close()
+        self._provider, self._key = None, None

@@ -1,0 +1,5 @@
+"""ECS instance metadata twin (see server.py)."""
+
+from .server import ImdsEmulator
+
+__all__ = ["ImdsEmulator"]
