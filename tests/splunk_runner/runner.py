@@ -271,6 +271,8 @@ class ModInputRunner:
         else:
             self.app_dir = self.source_app_dir
         self.cwd = cwd or self.splunk_home
+        # Added to every launched process's environment (e.g. TA_ALIYUN_SLS_IMDS_URL, pointing at the metadata twin).
+        self.extra_env: Dict[str, str] = {}
 
     @property
     def script_path(self) -> str:
@@ -298,6 +300,7 @@ class ModInputRunner:
             # Splunk apps must never contain compiled Python (AppInspect fails them).
             "PYTHONDONTWRITEBYTECODE": "1",
         })
+        env.update(self.extra_env)
         return env
 
     def cleanup(self) -> None:

@@ -370,7 +370,9 @@ class SlsClient:
                 now = time.monotonic()
                 if attempt == 1:
                     streak_started = last_warning = now
-                    self._log_retry(logging.WARNING, api, err, attempt, delay, 0.0)
+                    # An expired token was reported once by the provider, which is renewing it.
+                    level = logging.DEBUG if err.code in _EXPIRED_TOKEN_CODES else logging.WARNING
+                    self._log_retry(level, api, err, attempt, delay, 0.0)
                 elif now - last_warning >= _STILL_FAILING_WARNING_INTERVAL:
                     last_warning = now
                     self._log_retry(logging.WARNING, api, err, attempt, delay, now - streak_started)

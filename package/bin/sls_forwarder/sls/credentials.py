@@ -96,6 +96,7 @@ class RefreshingCredentials:
         self._clock = clock
         self._credentials: Optional[Credentials] = None
         self._renew_at = 0.0
+        self._expired_key = ""
         self._thread: Optional[threading.Thread] = None
 
     def start(self) -> "RefreshingCredentials":
@@ -119,9 +120,15 @@ class RefreshingCredentials:
 
     def renew_soon(self, stale: Credentials) -> bool:
         with self._lock:
-            if self._credentials is stale or self._credentials == stale:
+            # Once per credential, however many threads were refused with it: later refusals wait for the renewal
+            # (and its backoff when STS fails) rather than hammer STS.
+            first_report = self._credentials == stale and self._expired_key != stale.access_key_id
+            if first_report:
+                self._expired_key = stale.access_key_id
                 self._renew_at = 0.0
-        self._wake.set()
+        if first_report:
+            logger.warning("action=credentials_expired %s code=SecurityTokenExpired renewing=now", self._what)
+            self._wake.set()
         return True
 
     def close(self) -> None:
