@@ -15,7 +15,7 @@ from typing import Callable, Optional, Protocol, Sequence, Tuple
 
 from ..account import AccountSettings, session_name
 from ..backoff import Backoff
-from ..errors import ConfigError, ForwarderError
+from ..errors import ConfigError, ForwarderError, RetryableError
 
 __all__ = ["Credentials", "CredentialsProvider", "StaticCredentials", "RefreshingCredentials", "make_provider",
            "check_account"]
@@ -82,7 +82,7 @@ class RefreshingCredentials:
     RENEW_AT = 2.0 / 3.0
 
     def __init__(self, fetch: Callable[[], Credentials], what: str, *, stop: Optional[threading.Event] = None,
-                 backoff_initial: float = 1.0, backoff_cap: float = 60.0, min_interval: float = 5.0,
+                 backoff_initial: float = 1.0, backoff_cap: float = 30.0, min_interval: float = 5.0,
                  clock: Callable[[], float] = time.time, dependents: Sequence[CredentialsProvider] = ()) -> None:
         self._fetch = fetch
         self._dependents = tuple(dependents)
@@ -162,6 +162,11 @@ class RefreshingCredentials:
                 continue
             try:
                 credentials = self._fetch()
+                with self._lock:
+                    if credentials.access_key_id == self._expired_key:
+                        # The metadata service hands out one credential until it rotates it: ask again later.
+                        raise RetryableError("the source handed back the credentials SLS refused as expired",
+                                             code="SecurityTokenExpired")
             except ForwarderError as err:
                 delay = self._backoff.next_delay()
                 if not failing_since:
