@@ -63,7 +63,7 @@ def test_each_account_type_consumes_a_logstore(python_label: str, account: str) 
 @pytest.mark.parametrize("python_label", PY_IDS, ids=lambda label: f"py{label}")
 def test_sixty_second_credentials_renew_in_the_background_and_every_event_arrives(python_label: str) -> None:
     """Three inputs, one per account type, for 90 s (5 minutes with --full) with credentials living 60 s: each renews
-    at about 40 s, and once (halfway) SLS is told every token has expired: one renewal each, no event lost."""
+    at about 40 s, and once (at 60 s) SLS is told every token has expired: one renewal each, no event lost."""
     run_seconds = 300 if FULL else 90
     waves = int(run_seconds // 10)
     with AddonEnv(PYTHONS[python_label]) as env, CredentialTwins(env, lifetime=60) as twins:
@@ -81,7 +81,7 @@ def test_sixty_second_credentials_renew_in_the_background_and_every_event_arrive
                 specs[account].append(env.load(DataSpec(kind="oss_access", seed=wave, event_count=100,
                                                         logs_per_group=10, id_prefix=f"{account}-w{wave}-"),
                                                logstore=logstore))
-            if wave == waves // 2:
+            if wave == 6:  # t = 60 s: between the renewals at about 40 s and 80 s, so each input is refused
                 env.sls.expire_security_tokens()
                 twins.imds.rotate()  # as after a revocation, the instance gets new credentials
                 injected_at = time.time()

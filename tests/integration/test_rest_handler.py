@@ -276,3 +276,61 @@ def test_account_without_its_secret_is_refused_on_create_but_an_edit_keeps_the_s
     edited = handle(env, "edit", "acct1", {"credential_type": "access_key", "access_key_id": AK_ID},
                     ACCOUNT_HANDLER)
     assert error_message(edited) is None and len(edited["base_calls"]) == 1
+
+
+# ------------------------------------------------------------------------------------------ role accounts (issue 12)
+
+
+def role_account(twins, **overrides: str) -> Dict[str, str]:
+    from .credential_twins import BASE_KEY, BASE_SECRET, EXTERNAL_ID, ROLE_ARN
+
+    fields = {"credential_type": "assume_role", "role_arn": ROLE_ARN, "external_id": EXTERNAL_ID,
+              "access_key_id": BASE_KEY, "access_key_secret": BASE_SECRET, "duration_seconds": "3600",
+              "sts_endpoint": twins.sts.endpoint}
+    fields.update(overrides)
+    return fields
+
+
+def test_role_accounts_are_checked_live_on_save(env: AddonEnv) -> None:
+    from tests.emulators.sts import Role
+
+    from .credential_twins import BASE_SECRET, EXTERNAL_ID, IMDS_URL_ENV, CredentialTwins
+
+    with CredentialTwins(env) as twins:
+        twins.sts.roles["acs:ram::123456789012:role/locked"] = Role("acs:ram::123456789012:role/locked",
+                                                                    trusted=frozenset({"someone-else"}))
+        good = handle(env, "create", "role_ok", role_account(twins), ACCOUNT_HANDLER)
+        assert error_message(good) is None and [c["id"] for c in good["base_calls"]] == ["role_ok"]
+        ecs = handle(env, "create", "ecs_ok", {"credential_type": "ecs_ram_role"}, ACCOUNT_HANDLER)
+        assert error_message(ecs) is None and len(ecs["base_calls"]) == 1
+        refusals = {
+            "wrong ExternalId": role_account(twins, external_id="ext-not-this-one"),
+            "no such role": role_account(twins, role_arn="acs:ram::123456789012:role/missing"),
+            "not allowed to assume the role": role_account(twins, role_arn="acs:ram::123456789012:role/locked"),
+            "base AccessKey secret is wrong": role_account(twins, access_key_secret="not-the-base-secret"),
+        }
+        for words, fields in refusals.items():
+            outcome = handle(env, "create", "role_bad", fields, ACCOUNT_HANDLER)
+            message = error_message(outcome) or ""
+            assert words in message and "account 'role_bad' (assume_role)" in message, (words, message)
+            assert outcome["base_calls"] == []
+            assert EXTERNAL_ID not in message and BASE_SECRET not in message
+        not_attached = handle(env, "create", "ecs_bad", {"credential_type": "ecs_ram_role",
+                                                         "ecs_role_name": "other-role"}, ACCOUNT_HANDLER)
+        assert "RAM role 'other-role' is not attached to this ECS instance" in (error_message(not_attached) or "")
+        env.runner.extra_env[IMDS_URL_ENV] = "http://127.0.0.1:9"
+        unreachable = handle(env, "create", "ecs_bad", {"credential_type": "ecs_ram_role"}, ACCOUNT_HANDLER)
+        assert "metadata service at http://127.0.0.1:9 is unreachable from this host" in (
+            error_message(unreachable) or "")
+        assert unreachable["base_calls"] == []
+
+
+def test_an_edit_is_checked_merged_into_the_stored_role_account(env: AddonEnv) -> None:
+    from .credential_twins import CredentialTwins
+
+    with CredentialTwins(env) as twins:
+        # role_key is stored by the twins with the right ExternalId; the edit sends only the field that changes.
+        wrong = handle(env, "edit", twins.ROLE_KEY_ACCOUNT, {"external_id": "ext-not-this-one"}, ACCOUNT_HANDLER)
+        assert "wrong ExternalId" in (error_message(wrong) or "") and wrong["base_calls"] == []
+        fine = handle(env, "edit", twins.ROLE_KEY_ACCOUNT, {"duration_seconds": "1800"}, ACCOUNT_HANDLER)
+        assert error_message(fine) is None and len(fine["base_calls"]) == 1

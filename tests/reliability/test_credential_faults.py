@@ -1,0 +1,77 @@
+"""Credential faults (issue 12): STS down while the credentials expire (delivery pauses, resumes, nothing lost), and a
+wrong ExternalId (a configuration error at run time, retried slowly, never a hot loop). The secret scan of
+ReliabilityEnv also covers the base AccessKey secret, the ExternalId and every temporary secret and token issued."""
+
+from __future__ import annotations
+
+import time
+
+from tests.emulators.sls.datagen import DataSpec
+from tests.integration.credential_twins import CredentialTwins
+from tests.integration.harness import wait_until
+
+from .support import ReliabilityEnv, scaled
+
+
+def test_sts_down_while_credentials_expire_pauses_and_resumes_delivery(summary) -> None:
+    outage = scaled(75, 120)
+    before = DataSpec(kind="actiontrail", seed=1211, event_count=400, logs_per_group=20, id_prefix="before-")
+    during = DataSpec(kind="actiontrail", seed=1212, event_count=400, logs_per_group=20, id_prefix="during-")
+    with ReliabilityEnv() as env, CredentialTwins(env, lifetime=60) as twins:
+        env.load(before, shards=2)
+        with env.start_input("prod", account=twins.ROLE_KEY_ACCOUNT) as running:
+            wait_until(lambda: len(running.events) >= before.event_count, timeout=60, message="first data set")
+            issued_before = twins.sts.stats.issued
+            twins.sts.go_down()
+            down_at = time.monotonic()
+            # The credentials were issued at start: they expire while STS is down.
+            wait_until(lambda: "action=credentials_expired" in env.log_text("prod"), timeout=outage,
+                       message="the credentials to expire during the outage")
+            env.load(during)
+            time.sleep(max(0.0, down_at + outage - time.monotonic()))
+            delivered_while_down = set(env.stream_ids(running)) & during.event_ids()
+            attempts_while_down = len(twins.sts.http.request_log)
+            twins.sts.come_back()
+            wait_until(lambda: during.event_ids() <= set(env.stream_ids(running)) and env.fully_checkpointed(),
+                       timeout=90, message="delivery to resume once STS is back")
+            assert running.terminate(timeout=30) == 0
+        for secret in twins.secrets():
+            env.add_secret(secret)
+    result = env.compare(before.event_ids() | during.event_ids(), env.stream_ids(running))
+    summary(result.row(f"12 STS down {outage} s while 60 s credentials expire"))
+    assert result.missing == set(), result
+    assert not delivered_while_down, "events were delivered with expired credentials"
+    assert twins.sts.stats.issued > issued_before
+    # Capped backoff (1 s doubling to 30 s) plus the one immediate renewal SLS's refusal asks for: no hot loop.
+    assert attempts_while_down <= 15, attempts_while_down
+    log = env.log_text("prod")
+    assert log.count("action=credentials_refresh_failed") == 1, "one line per failure streak"
+    assert "action=credentials_refreshed" in log and "after_failing_seconds=" in log
+    assert log.count("SecurityTokenExpired") <= 3, [line for line in log.splitlines() if "SecurityTokenExpired" in line]
+    assert "Traceback" not in log
+
+
+def test_wrong_external_id_is_a_config_error_retried_slowly(summary) -> None:
+    with ReliabilityEnv() as env, CredentialTwins(env) as twins:
+        twins.store_role_account("wrong_ext", external_id="ext-not-the-right-one", with_key=True)
+        env.add_secret("ext-not-the-right-one")
+        env.create_logstore(shards=1)
+        validation = env.runner.validate("bad_role", env.params(account="wrong_ext"), env.splunkd.url,
+                                         env.splunkd.session_key)
+        env.scan("validation with a wrong ExternalId", validation.stdout + validation.stderr)
+        assert not validation.ok and "wrong ExternalId" in (validation.error_message or ""), validation
+        twins.sts.http.clear_request_log()
+        started = time.monotonic()
+        with env.start_input("bad_role", account="wrong_ext", retry_interval=2) as running:
+            wait_until(lambda: env.log_text("bad_role").count("action=config_error") >= 3, timeout=30,
+                       message="repeated configuration errors")
+            elapsed = time.monotonic() - started
+            calls = len(twins.sts.http.request_log)
+            assert running.terminate(timeout=30) == 0
+        for secret in twins.secrets():
+            env.add_secret(secret)
+    log = env.log_text("bad_role")
+    assert "wrong ExternalId" in log and "code=NoPermission" in log
+    assert calls <= elapsed / 2 + 2, f"{calls} STS calls in {elapsed:.0f} s: a hot loop"
+    summary({"scenario": "12 wrong ExternalId at run time", "put": 0, "delivered": 0, "missing": 0,
+             "duplicates": 0, "peak_rss_mb": None})
