@@ -54,9 +54,13 @@ def string_to_sign_v1(method: str, path: str, params: List[Tuple[str, str]], hea
                                       date, canonical_headers, resource)
 
 
-def sign_v1(secret: str, string_to_sign: str) -> str:
-    """Return base64(HMAC-SHA1(secret, string_to_sign))."""
-    digest = hmac.new(secret.encode("utf-8"), string_to_sign.encode("utf-8"), hashlib.sha1).digest()
+V1_DIGESTS = {"hmac-sha1": hashlib.sha1, "hmac-sha256": hashlib.sha256}
+
+
+def sign_v1(secret: str, string_to_sign: str, method: str = "hmac-sha1") -> str:
+    """Return base64(HMAC(secret, string_to_sign)) with the digest ``x-log-signaturemethod`` names: hmac-sha1 (the
+    Python SDK) or hmac-sha256 (the Tea gateway of the newer SDKs, e.g. @alicloud/sls20201230)."""
+    digest = hmac.new(secret.encode("utf-8"), string_to_sign.encode("utf-8"), V1_DIGESTS[method]).digest()
     return base64.b64encode(digest).decode("ascii")
 
 
@@ -126,8 +130,11 @@ class Authenticator:
             raise AuthFailure(401, "Unauthorized", "The Authorization header is missing.")
         if authorization.startswith("LOG "):
             key_id, signature = self._split_v1(authorization)
+            digest = headers.get("x-log-signaturemethod", "hmac-sha1").strip().lower() or "hmac-sha1"
+            if digest not in V1_DIGESTS:
+                raise AuthFailure(400, "InvalidSignatureMethod", "signature method %s is not supported" % digest)
             secret = self._secret(key_id, headers)
-            expected = sign_v1(secret, string_to_sign_v1(method, path, params, headers))
+            expected = sign_v1(secret, string_to_sign_v1(method, path, params, headers), digest)
             if not hmac.compare_digest(expected, signature):
                 raise AuthFailure(401, "SignatureNotMatch", "signature %s not match" % signature)
             return key_id

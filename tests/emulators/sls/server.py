@@ -174,8 +174,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         emulator = self.emulator
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        try:
+            body = self._read_body()
+        except ValueError:
+            self.send_error(400, "malformed request body framing")
+            self.close_connection = True
+            return
         target = urlsplit(self.path)
         path = unquote(target.path) or "/"
         pairs = parse_qsl(target.query, keep_blank_values=True)
@@ -213,6 +217,29 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             emulator._record(api, self.command, path, params, project, reply.status, "", key_id, headers)
         self._send(reply, request_id)
+
+    def _read_body(self) -> bytes:
+        """The whole request body, sized by Content-Length or sent chunked (as Node.js sends a PUT or POST).
+
+        Every byte of the request is consumed, the chunked terminator of a bodiless PUT included, so the next
+        request on the keep-alive connection starts where it should and gets exactly one response.
+
+        Raises:
+            ValueError: the framing is malformed.
+        """
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks = []
+            while True:
+                size = int(self.rfile.readline(1024).split(b";", 1)[0].strip(), 16)
+                if size == 0:
+                    while self.rfile.readline(8192) not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                if self.rfile.readline(1024) not in (b"\r\n", b"\n"):
+                    raise ValueError("a chunk is not followed by CRLF")
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
 
     @staticmethod
     def _check_md5(headers: Mapping[str, str], body: bytes) -> None:
