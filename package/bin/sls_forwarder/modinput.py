@@ -350,8 +350,12 @@ def _build_pipeline(config: InputConfig, settings: "SplunkdSettings", consumer: 
     account = settings.account(config.account)
     proxy_url = settings.proxy().url
     endpoint = parse_endpoint(config.endpoint)
-    # Both clients sign with the provider's current credentials, which it renews in the background.
-    credentials = credentials_cache.get(account, proxy_url)
+    try:
+        # Both clients sign with the provider's current credentials, which it renews in the background.
+        credentials = credentials_cache.get(account, proxy_url)
+    except ForwarderError as err:
+        raise type(err)(f"account {account.name!r} ({account.credential_type}): {err.message}", code=err.code,
+                        request_id=err.request_id, status=err.status) from None
     # Pulls retry forever (never skip data); control calls give up soon so a failing heartbeat is noticed in time.
     data_client = SlsClient(endpoint, credentials, config.project, proxy_url=proxy_url,
                             ca_bundle=config.sls_ca_bundle, max_attempts=0, stop=stop_pulling)

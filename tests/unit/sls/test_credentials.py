@@ -360,3 +360,18 @@ def test_threads_end_with_close(imds_env):
     provider.close()
     time.sleep(1.5)
     assert "sls-credentials" not in {t.name for t in threading.enumerate()} - before
+
+
+def test_sts_messages_never_carry_the_secrets_it_echoes(sts, imds):
+    """STS's SignatureDoesNotMatch message holds the string to sign: every parameter, percent-encoded twice."""
+    role = imds.issuer.issue(imds.role_arn, 600)
+    base = Credentials(role.access_key_id, "wrong-secret", role.security_token)
+    with pytest.raises(ConfigError) as caught:
+        StsClient(sts.endpoint).assume_role(base, ROLE_ARN, "s1", 1800, "ext+/=Secret:1")
+    assert caught.value.code == "SignatureDoesNotMatch"
+    text = str(caught.value) + repr(caught.value)
+    for secret in (role.security_token, "ext+/=Secret:1", "ext%2B%2F%3DSecret%3A1", "ext%252B%252F"):
+        assert secret not in text
+    echoed = "denied: server string to sign is:POST&%2F&ExternalId%3Dext%252B%252F%253DSecret%253A1"
+    assert StsClient._scrub("x ext%2B%2F%3DSecret%3A1 y", ("ext+/=Secret:1",)) == "x *** y"
+    assert StsClient._scrub(echoed, ("ext+/=Secret:1",)) == "denied: "

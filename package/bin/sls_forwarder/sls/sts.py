@@ -117,9 +117,13 @@ class StsClient:
 
     @staticmethod
     def _scrub(text: str, secrets: tuple) -> str:
+        """Remove secrets from text STS sent: its string to sign holds every parameter, encoded twice."""
+        text = text.split("server string to sign is:", 1)[0]
         for secret in secrets:
             if secret and len(secret) >= 4:
-                text = text.replace(secret, "***")
+                once = percent_encode(secret)
+                for form in (secret, once, percent_encode(once)):
+                    text = text.replace(form, "***")
         return text[:_MAX_MESSAGE]
 
     def _status_error(self, status: int, document: Mapping[str, Any], role_arn: str, base: Credentials,
