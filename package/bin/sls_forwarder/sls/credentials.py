@@ -15,10 +15,10 @@ from typing import Callable, Optional, Protocol, Sequence, Tuple
 
 from ..account import AccountSettings, session_name
 from ..backoff import Backoff
-from ..errors import ConfigError, ForwarderError, RetryableError
+from ..errors import ForwarderError, RetryableError
 
 __all__ = ["Credentials", "CredentialsProvider", "StaticCredentials", "RefreshingCredentials", "make_provider",
-           "check_account"]
+           "ProviderCache"]
 
 logger = logging.getLogger("sls_forwarder.sls.credentials")
 
@@ -237,24 +237,6 @@ def make_provider(account: AccountSettings, *, server_name: str, proxy_url: str 
     except ForwarderError:
         provider.close()
         raise
-
-
-def check_account(account: AccountSettings, *, server_name: str, proxy_url: str = "", timeout: float = 8.0) -> None:
-    """Get credentials once, as the account page's live check.
-
-    Raises:
-        ConfigError: naming what is wrong; an unreachable metadata service or STS is reported as a ConfigError too.
-    """
-    stop = threading.Event()
-    try:
-        provider = make_provider(account, server_name=server_name, proxy_url=proxy_url, stop=stop, timeout=timeout)
-        provider.close()
-    except ConfigError:
-        raise
-    except ForwarderError as err:
-        raise ConfigError(err.message, code=err.code, request_id=err.request_id, status=err.status) from None
-    finally:
-        stop.set()
 
 
 class ProviderCache:
