@@ -246,3 +246,38 @@ def test_sts_lifetime_knob_and_temporary_base_keys(sts, imds):
     with_token = http.request("GET", sts.url + "/?" + _signed_query(
         _params(AccessKeyId=role.access_key_id, SecurityToken=role.security_token), role.access_key_secret))
     assert with_token.status == 200, with_token.data
+
+
+# ------------------------------------------------------------------------------------------ command lines
+
+
+def _start_cli(module: str, *args: str):
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    process = subprocess.Popen([sys.executable, "-m", module, *args], cwd=root, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    line = process.stdout.readline().strip()  # type: ignore[union-attr]
+    return process, line.rsplit(" ", 1)[-1]
+
+
+def test_the_twins_command_lines_serve_until_sigterm():
+    sts_process, sts_url = _start_cli("tests.emulators.sts", "--access-key-id", USER_KEY, "--access-key-secret",
+                                      USER_SECRET, "--role", "%s,trusted=%s,external_id=%s" % (
+                                          ROLE_ARN, USER_KEY, EXTERNAL_ID), "--lifetime", "60")
+    imds_process, imds_url = _start_cli("tests.emulators.imds", "--role-name", "cli-role")
+    try:
+        assert sts_url.startswith("http://127.0.0.1:") and imds_url.startswith("http://127.0.0.1:")
+        http = urllib3.PoolManager()
+        answer = json.loads(http.request("GET", sts_url + "/?" + _signed_query(_params(), USER_SECRET)).data)
+        assert answer["Credentials"]["AccessKeyId"].startswith("STS.")
+        token = http.request("PUT", imds_url + "/latest/api/token",
+                             headers={"X-aliyun-ecs-metadata-token-ttl-seconds": "60"}).data.decode()
+        assert http.request("GET", imds_url + "/latest/meta-data/ram/security-credentials/",
+                            headers={"X-aliyun-ecs-metadata-token": token}).data == b"cli-role"
+    finally:
+        for process in (sts_process, imds_process):
+            process.terminate()
+            assert process.wait(10) == 0
