@@ -334,3 +334,13 @@ def test_an_edit_is_checked_merged_into_the_stored_role_account(env: AddonEnv) -
         assert "wrong ExternalId" in (error_message(wrong) or "") and wrong["base_calls"] == []
         fine = handle(env, "edit", twins.ROLE_KEY_ACCOUNT, {"duration_seconds": "1800"}, ACCOUNT_HANDLER)
         assert error_message(fine) is None and len(fine["base_calls"]) == 1
+
+
+def test_role_account_fields_are_required_per_type(env: AddonEnv) -> None:
+    outcome = handle(env, "create", "role_x", {"credential_type": "assume_role"}, ACCOUNT_HANDLER)
+    assert error_message(outcome) == "an account of type assume_role needs role_arn"
+    half_key = handle(env, "create", "role_x", {"credential_type": "assume_role", "access_key_id": AK_ID,
+                                                "role_arn": "acs:ram::123456789012:role/r"}, ACCOUNT_HANDLER)
+    assert "give both the AccessKey ID and the secret of the base credentials, or neither" in (
+        error_message(half_key) or "")
+    assert outcome["base_calls"] == [] and half_key["base_calls"] == []

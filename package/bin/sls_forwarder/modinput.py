@@ -16,8 +16,8 @@ from .errors import ConfigError, ForwarderError, RetryableError
 if TYPE_CHECKING:
     from .account import AccountSettings
     from .config import HecDestination
-    from .sls.credentials import CredentialsProvider, ProviderCache
     from .pipeline import EventSink, Pipeline
+    from .sls.credentials import CredentialsProvider, ProviderCache
     from .splunk.splunkd import SplunkdSettings
     from .workers import SupervisorLink
 
@@ -113,7 +113,8 @@ def check_input_live(name: str, params: Mapping[str, str], session_key: str,
     destination = None
     if config.delivery == "hec" and config.hec_destination:
         destination = settings.hec_destination(config.hec_destination)
-    credentials = account_credentials(account, settings.server_name("splunk"), settings.proxy().url)
+    credentials = account_credentials(account, settings.server_name("splunk"), settings.proxy().url,
+                                      config.sls_ca_bundle)
     # 8 s per request and two attempts: a silent endpoint is reported well inside Splunk Web's 30 s REST timeout.
     client = SlsClient(parse_endpoint(config.endpoint), credentials, config.project,
                        proxy_url=settings.proxy().url, ca_bundle=config.sls_ca_bundle, timeout=8.0, max_attempts=2)
@@ -135,7 +136,8 @@ def check_input_live(name: str, params: Mapping[str, str], session_key: str,
     return config
 
 
-def account_credentials(account: "AccountSettings", server_name: str, proxy_url: str) -> "CredentialsProvider":
+def account_credentials(account: "AccountSettings", server_name: str, proxy_url: str,
+                        ca_bundle: str = "") -> "CredentialsProvider":
     """The account's credentials, fetched once now (the live check of the account page and of an input).
 
     Raises:
@@ -144,7 +146,7 @@ def account_credentials(account: "AccountSettings", server_name: str, proxy_url:
     from .sls.credentials import make_provider
 
     try:
-        return make_provider(account, server_name=server_name, proxy_url=proxy_url, timeout=8.0)
+        return make_provider(account, server_name=server_name, proxy_url=proxy_url, ca_bundle=ca_bundle, timeout=8.0)
     except ForwarderError as err:
         raise ConfigError(f"account {account.name!r} ({account.credential_type}): {err.message}", code=err.code,
                           request_id=err.request_id, status=err.status) from None
@@ -352,7 +354,8 @@ def _build_pipeline(config: InputConfig, settings: "SplunkdSettings", consumer: 
     endpoint = parse_endpoint(config.endpoint)
     try:
         # Both clients sign with the provider's current credentials, which it renews in the background.
-        credentials = credentials_cache.get(account, proxy_url)
+        # STS is reached like SLS: through the proxy, trusting the input's CA bundle (a TLS-inspecting proxy).
+        credentials = credentials_cache.get(account, proxy_url, config.sls_ca_bundle)
     except ForwarderError as err:
         raise type(err)(f"account {account.name!r} ({account.credential_type}): {err.message}", code=err.code,
                         request_id=err.request_id, status=err.status) from None
