@@ -102,7 +102,10 @@ def test_sixty_second_credentials_renew_in_the_background_and_every_event_arrive
             # One key at the start, one per 40 s of running, one after the injected expiry.
             assert len(keys) >= (7 if FULL else 3), (account, len(keys))
             log = env.log_text(f"in_{account}")
-            assert log.count("SecurityTokenExpired") == 1, (account, re.findall(r".*SecurityTokenExpired.*", log))
+            # The expiry is logged once; a heartbeat or a shard's checkpoint whose quick retry still came before the
+            # new credentials (a loaded machine) may say so once each, never a line per refused request.
+            expired_lines = re.findall(r".*SecurityTokenExpired.*", log)
+            assert log.count("action=credentials_expired") == 1 and len(expired_lines) <= 4, (account, expired_lines)
             assert "action=credentials_refresh_failed" not in log and "Traceback" not in log
             assert "action=config_error" not in log and "ownership_lost" not in log
             for secret in twins.secrets():
