@@ -9,7 +9,9 @@ reaches the metadata twin through TA_ALIYUN_SLS_IMDS_URL, which the runner adds 
 
 from __future__ import annotations
 
-from typing import Optional
+import collections
+import re
+from typing import Dict, List, Optional
 
 from tests.emulators.imds import ImdsEmulator
 from tests.emulators.sts import Role, StsEmulator
@@ -77,3 +79,17 @@ class CredentialTwins:
         issued = self.imds.issuer.issued + self.sts.issuer.issued
         return {BASE_SECRET, EXTERNAL_ID} | {key.access_key_secret for key in issued} | {
             key.security_token for key in issued}
+
+
+ACCOUNT_TYPES = {"ecs_role": "ecs_ram_role", "role_key": "assume_role with an AccessKey and ExternalId",
+                 "role_ecs": "assume_role based on the ECS role"}
+
+
+def keys_by_logstore(env: AddonEnv) -> Dict[str, List[str]]:
+    """{logstore: [AccessKey ids that signed its accepted requests, in order]} from the SLS emulator's log."""
+    used = collections.defaultdict(list)
+    for record in env.sls.request_log:
+        match = re.match(r"/logstores/([^/]+)", record.path)
+        if match and record.access_key_id:
+            used[match.group(1)].append(record.access_key_id)
+    return used
