@@ -289,6 +289,27 @@ class IngestReport:
             self._report(count)
 
 
+def worker_main() -> int:
+    """Entry point of ``bin/aliyun_sls_worker.py``: read the definition from the supervisor, run the input.
+
+    Here rather than in workers.py, so that the dependency runs one way (modinput uses workers).
+
+    Returns:
+        The process exit code: run_input's, or 2 when no valid definition arrived.
+    """
+    from .workers import ChannelError, SupervisorLink
+
+    link = SupervisorLink.from_stdio()
+    try:
+        definition = link.read_init()
+    except (ChannelError, OSError) as err:
+        # Logging is not set up before the definition names the input; the last-resort handler writes to stderr,
+        # which splunkd puts in splunkd.log.
+        logger.error("action=worker_no_definition pid=%d error=\"%s\"", os.getpid(), err)
+        return 2
+    return run_input(str(definition["stanza"]), definition["params"], definition["metadata"], link=link)
+
+
 def _build_pipeline(config: InputConfig, settings: "SplunkdSettings", consumer: str, server_host: str,
                     stop: threading.Event, stop_pulling: threading.Event,
                     stream_sink: Callable[[threading.Event], "EventSink"],
