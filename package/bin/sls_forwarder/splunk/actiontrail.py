@@ -64,7 +64,7 @@ def _json_object(text: str) -> Optional[Dict[str, Any]]:
 
 
 def _unflatten(contents: Sequence[Tuple[str, str]]) -> Dict[str, Any]:
-    """Nest the ``event.*`` keys of shape C. A key that clashes with another's nesting stays flat, under its full name."""
+    """Nest the ``event.*`` keys of shape C; a key clashing with another's nesting stays flat, under its full name."""
     record: Dict[str, Any] = {}
     for key, value in contents:
         if not key.startswith(_FLAT_PREFIX):

@@ -26,10 +26,10 @@ Anything else stays a JSON string.
 Splunk metadata: time is ``str(__time__)`` or ``"<sec>.<ns:09d>"``; with ``time_field`` set, a log whose first value
 of that key parses as a service time (``timefields.field_time``) gets ``"<sec>.<ms:03d>"`` from it instead.
 Host is the value of ``host_field``: the group's value for ``__topic__``, ``__source__`` and ``__tag__:<key>``
-(first tag with that key), otherwise the first content value with that key; empty or missing means ``default_host``. Empty index, sourcetype, source or
-stanza are left out, so Splunk applies its defaults. In the stream format, metadata characters that XML 1.0 forbids
-or a parser would normalise (CR; in the stanza attribute also TAB and LF) are replaced with U+FFFD (the body never
-contains any: JSON escapes every control character).
+(first tag with that key), otherwise the first content value with that key; empty or missing means
+``default_host``. Empty index, sourcetype, source or stanza are left out, so Splunk applies its defaults. In the
+stream format, metadata characters that XML 1.0 forbids or a parser would normalise (CR; in the stanza attribute
+also TAB and LF) are replaced with U+FFFD (the body never contains any: JSON escapes every control character).
 """
 
 from __future__ import annotations

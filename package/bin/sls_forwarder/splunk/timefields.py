@@ -18,10 +18,11 @@ from typing import Dict, Optional
 
 __all__ = ["field_time", "splunk_time"]
 
-_ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d+))?(Z|z|[+-]\d\d:?\d\d)\Z")
-_ACCESS_LOG = re.compile(r"\[?(\d\d)/([A-Z][a-z]{2})/(\d{4}):(\d\d):(\d\d):(\d\d) ([+-]\d\d)(\d\d)\]?\Z")
+# ASCII digits only: \d alone would also take e.g. fullwidth digits, which no service writes.
+_ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d+))?(Z|z|[+-]\d\d:?\d\d)\Z", re.ASCII)
+_ACCESS_LOG = re.compile(r"\[?(\d\d)/([A-Z][a-z]{2})/(\d{4}):(\d\d):(\d\d):(\d\d) ([+-]\d\d)(\d\d)\]?\Z", re.ASCII)
 _MONTHS = {name: number for number, name in enumerate(calendar.month_abbr) if name}
-_EPOCH = re.compile(r"\d{10}(?:\d{3})?\Z")
+_EPOCH = re.compile(r"\d{10}(?:\d{3})?\Z", re.ASCII)
 # Years Splunk can index (it rejects times before 1970 and far in the future).
 _MIN_YEAR, _MAX_YEAR = 1970, 2999
 # Times repeat (many events per second); the bound only protects against pathological data.
