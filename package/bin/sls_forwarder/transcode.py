@@ -492,12 +492,13 @@ class RoutingShaper:
         Returns:
             The newest ``__time__`` of the logs.
         """
-        shared = self.actiontrail.group(group.topic, group.source, group.tags)
+        shared = self.actiontrail.group(group.topic, group.source, group.tags, shard_id)
         newest = 0
         normalised = fallback = 0
         for log in logs:
-            newest = max(newest, log.time)
-            event = self.actiontrail.event(shared, log.time, log.time_ns, log.contents, shard_id)
+            if log.time > newest:
+                newest = log.time
+            event = self.actiontrail.event(shared, log.time, log.time_ns, log.contents)
             if event is None:
                 event = self._default_shaper.shape([LogGroup(group.topic, group.source, group.tags, [log])])[0][0]
                 fallback += 1
@@ -511,8 +512,8 @@ class RoutingShaper:
 
     def actiontrail_event(self, group: "LogGroup | LogGroupFrame", log: Log, shard_id: int) -> Optional[bytes]:
         """One log of a generic group as an ActionTrail event, or None when it holds no record."""
-        shared = self.actiontrail.group(group.topic, group.source, group.tags)
-        return self.actiontrail.event(shared, log.time, log.time_ns, log.contents, shard_id)
+        shared = self.actiontrail.group(group.topic, group.source, group.tags, shard_id)
+        return self.actiontrail.event(shared, log.time, log.time_ns, log.contents)
 
 
 class RoutingTranscoder:

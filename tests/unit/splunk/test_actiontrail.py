@@ -37,7 +37,7 @@ def shaper(fmt: str = "hec", **kwargs: Any) -> ActionTrailShaper:
 def hec_event(contents: Sequence[Tuple[str, str]], topic: str = "actiontrail_audit_event", seconds: int = 1741050342,
               nanos: int = 0, shard: int = 2, **kwargs: Any) -> Optional[Dict[str, Any]]:
     at = shaper("hec", **kwargs)
-    event = at.event(at.group(topic, "10.0.0.9", TAGS), seconds, nanos, contents, shard)
+    event = at.event(at.group(topic, "10.0.0.9", TAGS, shard), seconds, nanos, contents)
     return None if event is None else json.loads(event)
 
 
@@ -66,7 +66,7 @@ def test_shape_a_record_at_the_root_key_fields_first_provenance_last() -> None:
 
 def test_time_text_keeps_milliseconds_exactly() -> None:
     at = shaper("hec")
-    raw = at.event(at.group("actiontrail_audit_event", "", []), 1, 0, [("event", json.dumps(RECORD))], 0)
+    raw = at.event(at.group("actiontrail_audit_event", "", [], 0), 1, 0, [("event", json.dumps(RECORD))])
     assert raw.startswith(b'{"time":%s,' % EVENT_TIME.encode())
 
 
@@ -128,7 +128,7 @@ def test_time_falls_back_on_sls_time_when_event_time_is_missing_or_unparsable(ev
     if event_time is not None:
         record["eventTime"] = event_time
     at = shaper("hec")
-    raw = at.event(at.group("actiontrail_audit_event", "", []), 1741050342, nanos, [("event", json.dumps(record))], 0)
+    raw = at.event(at.group("actiontrail_audit_event", "", [], 0), 1741050342, nanos, [("event", json.dumps(record))])
     assert json.loads(raw)["time"] == expected
     if event_time is None:
         assert raw.startswith(b'{"time":1741050342' + (b".000000005," if nanos else b","))
@@ -138,8 +138,8 @@ def test_stream_event_is_well_formed_xml_with_the_same_body() -> None:
     record = dict(RECORD, userAgent='curl & <"x">', errorMessage="\ufffe\ud800 odd \u2028")
     at_stream, at_hec = shaper("stream"), shaper("hec")
     contents = [("event", json.dumps(record))]
-    stream = at_stream.event(at_stream.group("actiontrail_audit_event", "h", TAGS), 1, 0, contents, 4)
-    hec = at_hec.event(at_hec.group("actiontrail_audit_event", "h", TAGS), 1, 0, contents, 4)
+    stream = at_stream.event(at_stream.group("actiontrail_audit_event", "h", TAGS, 4), 1, 0, contents)
+    hec = at_hec.event(at_hec.group("actiontrail_audit_event", "h", TAGS, 4), 1, 0, contents)
     element = ET.fromstring(stream)
     assert element.get("stanza") == "aliyun_sls://trail" and element.findtext("time") == EVENT_TIME
     assert element.findtext("sourcetype") == "aliyun:actiontrail" and element.findtext("host") == "h"
@@ -164,7 +164,7 @@ def test_oversized_records_drop_response_elements_then_request_parameters() -> N
 
     for fmt in ("hec", "stream"):
         at = shaper(fmt, max_event_bytes=3_500)
-        raw = at.event(at.group("actiontrail_audit_event", "", []), 1, 0, contents, 0)
+        raw = at.event(at.group("actiontrail_audit_event", "", [], 0), 1, 0, contents)
         assert len(raw) <= 3_500
         body = json.loads(raw)["event"] if fmt == "hec" else json.loads(ET.fromstring(raw).findtext("data"))
         assert "responseElements" not in body and body["requestParameters"] == {"Blob": big}

@@ -38,7 +38,7 @@ _FLAT_PREFIX = "event."
 _OWNER_ID = "owner_id"
 _PARAMETERS = "requestParameters"
 _PARAMETER_JSON = "requestParameterJson"
-_KEY_FIELD_SET = frozenset(KEY_FIELDS)
+_PROVENANCE = "sls"
 
 
 def _reject_constant(name: str) -> Any:
@@ -47,7 +47,8 @@ def _reject_constant(name: str) -> Any:
 
 # NaN and Infinity would come out of json.dumps as invalid JSON; a record holding them is not taken as a record.
 _STRICT_JSON = json.JSONDecoder(parse_constant=_reject_constant)
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# Records come from json.loads, so they cannot hold cycles: the check is skipped.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 
 
 def _json_value(text: str) -> Optional[Any]:
@@ -90,21 +91,20 @@ def _unflatten(contents: Sequence[Tuple[str, str]]) -> Dict[str, Any]:
 
 
 def _ordered(record: Dict[str, Any]) -> Dict[str, Any]:
+    """The record's keys in body order (without an ``sls`` key of its own: the provenance object takes that name)."""
     ordered = {key: record[key] for key in KEY_FIELDS if key in record}
-    for key, value in record.items():
-        if key not in _KEY_FIELD_SET and key != LAST_FIELD:
-            ordered[key] = value
-    if LAST_FIELD in record:
-        ordered[LAST_FIELD] = record[LAST_FIELD]
+    ordered.update(record)  # the other keys, in record order; key fields keep their places
+    if LAST_FIELD in ordered:
+        ordered[LAST_FIELD] = ordered.pop(LAST_FIELD)
+    ordered.pop(_PROVENANCE, None)
     return ordered
 
 
 class ActionTrailGroup(NamedTuple):
     """What the events of one log group share."""
 
-    topic: str
-    source: str
-    tags: Dict[str, str]
+    provenance: Dict[str, Any]  # the "sls" object without owner_id and trimmed
+    provenance_json: str  # and as JSON text, written once per group
     host: Optional[str]  # rendered host when host_field is a group-level field, else None
 
 
@@ -133,13 +133,15 @@ class ActionTrailShaper:
     def sourcetype(self) -> str:
         return self._shaper.meta.sourcetype
 
-    def group(self, topic: str, source: str, tags: Sequence[Tuple[str, str]]) -> ActionTrailGroup:
-        """The shared part of a group's events (call once per group)."""
-        _, host = self._shaper.render_group(_GroupView(topic, source, list(tags)))
-        return ActionTrailGroup(topic, source, dict(tags), host)
+    def group(self, topic: str, source: str, tags: Sequence[Tuple[str, str]], shard_id: int) -> ActionTrailGroup:
+        """The shared part of the events of one log group pulled from ``shard_id`` (call once per group)."""
+        provenance = {"topic": topic, "source": source, "project": self._project, "logstore": self._logstore,
+                      "shard": shard_id, "tags": dict(tags)}
+        host = self._shaper.render_group_host(_GroupView(topic, source, list(tags)))
+        return ActionTrailGroup(provenance, self._json(provenance), host)
 
-    def event(self, group: ActionTrailGroup, seconds: int, nanos: int, contents: Sequence[Tuple[str, str]],
-              shard_id: int) -> Optional[bytes]:
+    def event(self, group: ActionTrailGroup, seconds: int, nanos: int,
+              contents: Sequence[Tuple[str, str]]) -> Optional[bytes]:
         """The serialized event of one log, or None when the log holds no ActionTrail record (shape A, B or C).
 
         Arguments:
@@ -147,22 +149,21 @@ class ActionTrailShaper:
             seconds: The log's ``__time__``.
             nanos: Its ``__time_ns_part__`` (0 when absent).
             contents: Its content pairs in wire order.
-            shard_id: The shard it was pulled from.
         """
         record, owner_id = self._record(contents)
         if record is None:
             return None
         event_time = record.get("eventTime")
         time_text = (field_time(event_time) if isinstance(event_time, str) else None) or splunk_time(seconds, nanos)
-        provenance: Dict[str, Any] = {"topic": group.topic, "source": group.source, "project": self._project,
-                                      "logstore": self._logstore, "shard": shard_id, "tags": group.tags}
-        if owner_id is not None:
-            provenance["owner_id"] = owner_id
         host = group.host if group.host is not None else self._content_host(contents)
         head = self._prefix + time_text + self._before_host + host + self._after_host
         body = _ordered(record)
-        body["sls"] = provenance
-        event = self._render(head, body)
+        if owner_id is None:
+            provenance, provenance_json = group.provenance, group.provenance_json
+        else:
+            provenance = dict(group.provenance, owner_id=owner_id)
+            provenance_json = self._json(provenance)
+        event = self._render(head, body, provenance_json)
         trimmed: List[str] = []
         for key in TRIM_ORDER:
             if len(event) <= self._max_event_bytes:
@@ -170,13 +171,18 @@ class ActionTrailShaper:
             if key in body:
                 del body[key]
                 trimmed.append(key)
-                provenance["trimmed"] = trimmed
-                body["sls"] = body.pop("sls")  # provenance stays last
-                event = self._render(head, body)
+                event = self._render(head, body, self._json(dict(provenance, trimmed=trimmed)))
         return event
 
-    def _render(self, head: str, body: Dict[str, Any]) -> bytes:
-        text = xml_legal(_ENCODER.encode(body))
+    @staticmethod
+    def _json(value: Any) -> str:
+        """Compact JSON, legal in XML (U+FFFE, U+FFFF and lone surrogates escaped)."""
+        return xml_legal(_ENCODER.encode(value))
+
+    def _render(self, head: str, body: Dict[str, Any], provenance_json: str) -> bytes:
+        """The event: envelope and body, the provenance object spliced in as the body's last member."""
+        text = self._json(body)
+        text = text[:-1] + ('"sls":' if len(text) == 2 else ',"sls":') + provenance_json + "}"
         if self._stream:
             text = xml_escape(text)
         return (head + text + self._suffix).encode("utf-8")

@@ -289,6 +289,10 @@ class EventShaper:
         """The host element text or JSON value for a ``host_field`` value ("" means ``default_host``)."""
         return self._render_host(value)
 
+    def render_group_host(self, group: Any) -> Optional[str]:
+        """The rendered host of a group's events when ``host_field`` is a group-level field, else None."""
+        return self._group_host(group) if self._host_from_group else None
+
     @property
     def host_from_group(self) -> bool:
         """True when ``host_field`` is ``__topic__``, ``__source__`` or a ``__tag__:`` field."""

@@ -86,6 +86,15 @@ def field_time(text: str) -> Optional[str]:
     cached = _cache.get(text, False)
     if cached is not False:
         return cached  # type: ignore[return-value]
+    if len(text) > 20 and text[19] in ".,":
+        # ISO 8601 with a fraction: few events share a millisecond, but many share a second, so the second (with
+        # its zone) is what is cached.
+        end = 20
+        while end < len(text) and "0" <= text[end] <= "9":
+            end += 1
+        if end > 20:
+            whole = field_time(text[:19] + text[end:])
+            return None if whole is None else whole[:-3] + text[20:end][:3].ljust(3, "0")
     result = _parse(text.strip())
     if len(_cache) >= _CACHE_LIMIT:
         _cache.clear()
