@@ -17,11 +17,11 @@ Security sources, with the field names of Alibaba's log field references (values
     app_log             a plain application log that happens to have an ``event`` field (topic ``app_log``)
     soc_mixed           all of the above and OSS and SLB, group by group
 
-ActionTrail records carry the event id as ``eventId`` (``event.eventId`` in shape C); every other log as ``event_id``.
 
-Every log carries a content key ``event_id`` that is unique within a ``DataSpec`` (and across specs
-with different kind/seed/id_prefix), so tests can count missing and duplicated events exactly:
-``spec.event_ids()`` is the expected set and costs no generation.
+Every log carries an event id that is unique within a ``DataSpec`` (and across specs with different
+kind/seed/id_prefix), so tests can count missing and duplicated events exactly: ``spec.event_ids()`` is the
+expected set and costs no generation. It is the content key ``event_id``, except in the ActionTrail kinds that
+carry only the record (``ACTIONTRAIL_KINDS``), where it is the record's ``eventId``; ``log_id`` reads either.
 
 Two ways to load: ``load_direct`` (serialized LogGroups straight into ``SlsEmulator.put_log_groups``,
 fast enough for the benchmark's hundreds of megabytes) and ``load_with_sdk`` (the official SDK's
@@ -436,6 +436,16 @@ _BUILDERS = {"actiontrail": _actiontrail, "oss_access": _oss_access, "slb_access
 _MIXED_ORDER = ("actiontrail", "oss_access", "slb_access")
 SOC_MIXED_ORDER = ("actiontrail_json", "waf", "oss_access", "sas_alert", "slb_access", "cloudfirewall",
                    "actiontrail_legacy", "app_log", "actiontrail_flat")
+
+
+def log_id(contents: Sequence[Tuple[str, Value]]) -> str:
+    """The event id of a generated log: ``event_id``, else the ActionTrail record's ``eventId`` (JSON or flattened)."""
+    values = dict(contents)
+    if "event_id" in values:
+        return str(values["event_id"])
+    if "event" in values:
+        return json.loads(values["event"])["eventId"]
+    return str(values["event.eventId"])
 
 
 def group_kind(spec: DataSpec, group_index: int) -> str:
