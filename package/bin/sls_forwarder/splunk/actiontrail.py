@@ -33,6 +33,8 @@ LAST_FIELD = "responseElements"
 TRIM_ORDER = ("responseElements", "requestParameters")
 MAX_EVENT_BYTES = 5 * 1024 * 1024
 
+# What JSON allows around a document (str.strip() would also drop characters that make it invalid).
+_JSON_WHITESPACE = " \t\n\r"
 _EVENT = "event"
 _FLAT_PREFIX = "event."
 _OWNER_ID = "owner_id"
@@ -53,10 +55,13 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_cir
 
 def _json_value(text: str) -> Optional[Any]:
     """The strict JSON value of ``text``, or None when it is not JSON."""
+    # raw_decode on the stripped text is what decode() does, minus its two regex passes for whitespace.
+    stripped = text.strip(_JSON_WHITESPACE)
     try:
-        return _STRICT_JSON.decode(text)
+        value, end = _STRICT_JSON.raw_decode(stripped)
     except (ValueError, RecursionError):
         return None
+    return value if end == len(stripped) else None
 
 
 def _json_object(text: str) -> Optional[Dict[str, Any]]:
@@ -182,10 +187,10 @@ class ActionTrailShaper:
     def _render(self, head: str, body: Dict[str, Any], provenance_json: str) -> bytes:
         """The event: envelope and body, the provenance object spliced in as the body's last member."""
         text = self._json(body)
-        text = text[:-1] + ('"sls":' if len(text) == 2 else ',"sls":') + provenance_json + "}"
+        text = "%s%s%s}" % (text[:-1], '"sls":' if len(text) == 2 else ',"sls":', provenance_json)
         if self._stream:
             text = xml_escape(text)
-        return (head + text + self._suffix).encode("utf-8")
+        return "".join((head, text, self._suffix)).encode("utf-8")
 
     @staticmethod
     def _record(contents: Sequence[Tuple[str, str]]) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
