@@ -417,18 +417,33 @@ def _fn_substr(value: Value, start: Value, length: Value = None) -> Value:
     return text[begin:begin + _as_int(length, "substr")]
 
 
+_INLINE_FLAGS = re.compile(r"\(\?[aiLmsux]+\)")
+
+
+def compile_regex(pattern: str) -> "re.Pattern[str]":
+    """Compile a PCRE pattern with Python's re; PCRE allows ``^(?i)...``, which Python 3.11+ rejects, so inline
+    flags preceded only by anchors move to the front (same meaning). Other differences are errors, not guesses."""
+    try:
+        return re.compile(pattern)
+    except re.error as err:
+        flags = _INLINE_FLAGS.search(pattern)
+        if flags and not re.search(r"[A-Za-z0-9\\]", pattern[:flags.start()]):
+            return re.compile(flags.group(0) + pattern[:flags.start()] + pattern[flags.end():])
+        raise EvalError(f"regex {pattern!r} does not compile with Python's re ({err}); PCRE may differ") from None
+
+
 def _fn_replace(value: Value, pattern: Value, replacement: Value) -> Value:
     text = _scalar(value, "replace")
     if text is None or pattern is None or replacement is None:
         return None
-    return re.sub(_as_text(pattern), _as_text(replacement).replace("\\0", "\\g<0>"), text)
+    return compile_regex(_as_text(pattern)).sub(_as_text(replacement).replace("\\0", "\\g<0>"), text)
 
 
 def _fn_match(value: Value, pattern: Value) -> Value:
     text = _scalar(value, "match")
     if text is None or pattern is None:
         return None
-    return re.search(_as_text(pattern), text) is not None
+    return compile_regex(_as_text(pattern)).search(text) is not None
 
 
 def _fn_like(value: Value, pattern: Value) -> Value:
@@ -673,16 +688,6 @@ class _Parser:
 
 def parse_eval(text: str) -> Node:
     return _Parser(text).parse()
-
-
-def functions_used(text: str) -> List[str]:
-    """Names called in an expression, for the lint (unknown ones included, lowercased)."""
-    names = []
-    tokens = tokenize(text)
-    for token, following in zip(tokens, tokens[1:]):
-        if token.kind in ("name", "kw") and following.kind == "op" and following.text == "(":
-            names.append(token.text.lower())
-    return names
 
 
 def to_field_values(result: Value, expression: str) -> Optional[List[str]]:

@@ -1,0 +1,38 @@
+"""Build small throwaway apps for the simulator's own tests."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from typing import Callable, Dict, Optional
+
+import pytest
+
+AppFactory = Callable[..., str]
+
+
+def write_app(root: str, *, props: str = "", transforms: str = "", eventtypes: str = "", tags: str = "",
+              lookups: Optional[Dict[str, str]] = None) -> str:
+    """An app folder with default/*.conf (dedented text) and lookups/*.csv; returns its path."""
+    default = os.path.join(root, "default")
+    os.makedirs(default, exist_ok=True)
+    os.makedirs(os.path.join(root, "lookups"), exist_ok=True)
+    for name, text in (("props", props), ("transforms", transforms), ("eventtypes", eventtypes), ("tags", tags)):
+        if text:
+            with open(os.path.join(default, name + ".conf"), "w", encoding="utf-8") as handle:
+                handle.write(textwrap.dedent(text).lstrip("\n"))
+    for file_name, text in (lookups or {}).items():
+        with open(os.path.join(root, "lookups", file_name), "w", encoding="utf-8") as handle:
+            handle.write(textwrap.dedent(text).lstrip("\n"))
+    return root
+
+
+@pytest.fixture
+def make_app(tmp_path) -> AppFactory:
+    counter = [0]
+
+    def factory(**confs: object) -> str:
+        counter[0] += 1
+        return write_app(str(tmp_path / f"app{counter[0]}"), **confs)  # type: ignore[arg-type]
+
+    return factory

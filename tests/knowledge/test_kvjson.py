@@ -1,0 +1,31 @@
+"""KV_MODE=json flattening."""
+
+from tests.knowledge.kvjson import flatten_json
+
+
+def test_nested_objects_join_with_dots_and_arrays_become_multivalue():
+    fields = flatten_json('{"a":{"b":{"c":"x"}},"list":["p","q"],"objs":[{"k":1},{"k":2},{"other":3}],'
+                          '"deep":[[1,2],[3]]}')
+    assert fields == {"a.b.c": ["x"], "list{}": ["p", "q"], "objs{}.k": ["1", "2"], "objs{}.other": ["3"],
+                      "deep{}{}": ["1", "2", "3"]}
+
+
+def test_scalars_keep_their_json_text():
+    fields = flatten_json('{"f":1.50,"i":7,"t":true,"n":false,"z":null,"s":"a b"}')
+    assert fields == {"f": ["1.50"], "i": ["7"], "t": ["true"], "n": ["false"], "z": ["null"], "s": ["a b"]}
+
+
+def test_empty_containers_give_nothing_and_empty_strings_follow_the_choice():
+    assert flatten_json('{"o":{},"l":[],"s":""}') == {"s": [""]}
+    assert flatten_json('{"o":{},"l":[],"s":""}', keep_empty=False) == {}
+
+
+def test_keys_with_odd_characters_are_kept_verbatim():
+    fields = flatten_json('{"referencedResources":{"ACS::RAM::User":["alice","bob"]},"__tag__:__client_ip__":"1"}')
+    assert fields == {"referencedResources.ACS::RAM::User{}": ["alice", "bob"], "__tag__:__client_ip__": ["1"]}
+
+
+def test_truncated_or_non_object_json_extracts_nothing():
+    assert flatten_json('{"a":"b","c":') == {}
+    assert flatten_json('["a"]') == {}
+    assert flatten_json('plain text') == {}
