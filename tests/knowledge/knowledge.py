@@ -158,9 +158,14 @@ class App:
                 knowledge.aliases += parse_field_aliases(class_name, value)
             elif prefix == "EVAL-":
                 try:
-                    knowledge.calculated.append(CalculatedField(key, class_name, value, parse_eval(value)))
+                    node = parse_eval(value)
                 except EvalError as err:
                     raise KnowledgeError(f"[{sourcetype}] {key}: {err}") from None
+                internal = sorted({name for name in node.field_names() if name.startswith("_") and name != "_raw"})
+                if internal:
+                    raise KnowledgeError(f"[{sourcetype}] {key} reads {', '.join(internal)}, which the simulator "
+                                         f"does not have")
+                knowledge.calculated.append(CalculatedField(key, class_name, value, node))
             else:
                 try:
                     lookup = parse_automatic_lookup(class_name, value)

@@ -47,6 +47,7 @@ def test_indexed_extractions_with_kv_mode_none_extracts_once(make_app):
     (props("EXTRACT-x = (?<f>\\d+)"), "regex extractions"),
     (props("EVAL-x = strftime(_time, \"%Y\")"), "not supported"),
     (props("EVAL-x = \"a\"", "eval-x = \"b\""), "several EVAL- keys"),
+    (props("EVAL-x = _time + 1"), "reads _time"),
     (props("LOOKUP-x = nosuch f OUTPUT g"), "no stanza"),
     (props("FIELDALIAS-x = a TO b"), "AS or ASNEW"),
 ])
