@@ -37,14 +37,15 @@ def sample_xml(*events: str) -> str:
         """).format("\n".join(events))
 
 
-def event_xml(name: str, raw: str, fields: dict, models=("Authentication",)) -> str:
+def event_xml(name: str, raw: str, fields: dict, models=("Authentication",), exceptions: str = "<exceptions/>",
+              missing: str = "<missing_recommended_fields/>") -> str:
     field_xml = "".join(f'<field name="{k}" value="{v}"/>' for k, v in fields.items())
     model_xml = "".join(f"<model>{m}</model>" for m in models)
     return (f'<event code="{name}" name="{name}" format="json">'
             f'<transport type="modinput" host="h" source="demo://in" sourcetype="demo:auth"/>'
             f"<raw><![CDATA[{raw}]]></raw>"
             f'<cim version="6.0"><models>{model_xml}</models><cim_fields>{field_xml}</cim_fields>'
-            f"<missing_recommended_fields/><exceptions/></cim></event>")
+            f"{missing}{exceptions}</cim></event>")
 
 
 GOOD = event_xml("good", '{"kind":"login","ok":"yes","ip":"192.0.2.1","user":"alice"}',
@@ -118,3 +119,19 @@ def test_cli_with_no_samples_fails(tmp_path):
 def test_cli_rejects_a_missing_app_folder(tmp_path):
     proc = simulate(sys.executable, str(tmp_path / "nope"), str(tmp_path))
     assert proc.returncode == 2 and "is not a folder" in proc.stderr
+
+
+def test_cli_leaves_exception_fields_out_and_explains_required_fields_listed_as_recommended(tmp_path):
+    raw = '{"kind":"login","ok":"yes","ip":"192.0.2.1"}'
+    excepted = event_xml("excepted", raw, {"action": "never-compared", "src": "192.0.2.1"},
+                         exceptions='<exceptions><field name="action" value="x" reason="r"/>'
+                                    '<field name="user" value="" reason="r"/></exceptions>')
+    listed = event_xml("listed", raw, {"src": "192.0.2.1"},
+                       missing="<missing_recommended_fields><field>user</field></missing_recommended_fields>")
+    app, samples = make_fixture(tmp_path, excepted, listed)
+    proc = simulate(sys.executable, app, samples)
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("PASS demo.xml#1 excepted"), proc.stdout
+    assert ("Authentication: required field user is missing (listed in <missing_recommended_fields>, but the model "
+            "requires it)") in lines[1]
+    assert lines[-1] == "1 passed, 1 failed"
