@@ -14,7 +14,8 @@ EVAL, LOOKUP, eventtypes, tags; within each kind the classes run in ASCII order 
 - eventtypes.conf: enabled eventtypes whose search matches (see spl_search); tags.conf: ``[eventtype=<name>]``
   and ``[<field>=<value>]`` stanzas (value URL-decoded, compared exactly), ``<tag> = enabled|disabled``.
 
-Only sourcetype stanzas are applied; EXTRACT/REPORT and KV_MODE other than json/none are errors.
+Only sourcetype stanzas are applied; EXTRACT/REPORT and KV_MODE other than json/none are errors. JSON extraction
+reads the first ``[spath] extraction_cutoff`` characters (5000 unless the app's limits.conf says otherwise).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Dict, List, Optional, Tuple
 
 from .conf import ConfFile, read_app_conf
 from .evalexpr import EvalError, Node, parse_eval, to_field_values
-from .kvjson import flatten_json
+from .kvjson import DEFAULT_CUTOFF, flatten_json
 from .lookups import AutomaticLookup, LookupError_, LookupTable, load_lookup_table, parse_automatic_lookup
 from .spl_search import Matcher, SearchError, parse_search
 
@@ -112,8 +113,12 @@ class SearchResult:
 class App:
     """The default/ confs and lookups of one app folder."""
 
-    def __init__(self, app_dir: str):
+    def __init__(self, app_dir: str, json_cutoff: Optional[int] = None):
         self.app_dir = app_dir
+        limits = read_app_conf(app_dir, "limits")
+        # limits.conf [spath] extraction_cutoff bounds automatic JSON extraction (0 = the whole event here).
+        self.json_cutoff = json_cutoff if json_cutoff is not None else \
+            int(limits.get("spath", "extraction_cutoff", str(DEFAULT_CUTOFF)))
         self.props = read_app_conf(app_dir, "props")
         self.transforms = read_app_conf(app_dir, "transforms")
         self.eventtypes_conf = read_app_conf(app_dir, "eventtypes")
@@ -209,7 +214,7 @@ class App:
         extracted: Fields = {}
         for enabled in (knowledge.indexed_json, knowledge.kv_json):
             if enabled:  # both on: Splunk extracts every field twice, which is what this reproduces
-                for name, values in flatten_json(raw, keep_empty=keep_empty_json).items():
+                for name, values in flatten_json(raw, keep_empty=keep_empty_json, cutoff=self.json_cutoff).items():
                     extracted.setdefault(name, []).extend(values)
         for name, values in extracted.items():
             if name not in METADATA_FIELDS:

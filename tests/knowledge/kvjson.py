@@ -2,8 +2,12 @@
 
 Nested object keys join with ``.``; an array adds ``{}`` to the path and its elements become the values of one
 multivalue field (``tags{}``, ``items{}.name``, ``matrix{}{}``). Values keep their JSON text: numbers as written,
-``true``/``false``, and ``null`` as the string ``null``. A body that is not a JSON object (for example JSON cut by
-``TRUNCATE``) yields no fields at all, which is what Splunk shows for a truncated event.
+``true``/``false``, and ``null`` as the string ``null``. A body that is not a JSON object yields no fields.
+
+Automatic JSON extraction reads only the first ``cutoff`` characters of the event: limits.conf ``[spath]
+extraction_cutoff``, default 5000 (the spath reference: auto-extract mode "extracts all the fields from the first
+5,000 characters"). Fields whose value ends past the cutoff are not extracted; fields before it are. That is why
+the input writes the key ActionTrail fields first.
 
 Whether Splunk keeps a field whose JSON value is the empty string is not documented, so the caller chooses with
 ``keep_empty`` and the sample runner checks both (a verdict that depends on it is a fragile conf).
@@ -12,42 +16,102 @@ Whether Splunk keeps a field whose JSON value is the empty string is not documen
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List
+import re
+from typing import Dict, List
 
 Fields = Dict[str, List[str]]
+DEFAULT_CUTOFF = 5000
+_NUMBER = re.compile(r"-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?")
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
 
 
-def flatten_json(raw: str, *, keep_empty: bool = True) -> Fields:
-    try:
-        document = json.loads(raw, object_pairs_hook=list, parse_float=_Number, parse_int=_Number,
-                              parse_constant=_Number)
-    except ValueError:
-        return {}
+class _Stop(Exception):
+    """The text ended (cutoff) or stopped being JSON: keep what was extracted so far."""
+
+
+def flatten_json(raw: str, *, keep_empty: bool = True, cutoff: int = DEFAULT_CUTOFF) -> Fields:
+    text = raw if cutoff <= 0 else raw[:cutoff]
+    if len(text) == len(raw):
+        try:
+            json.loads(raw)
+        except ValueError:
+            return {}
     fields: Fields = {}
-    if isinstance(document, list) and all(isinstance(pair, tuple) for pair in document):
-        _walk(document, "", fields, keep_empty)
+    position = _skip(text, 0)
+    if not text.startswith("{", position):
+        return {}
+    try:
+        _object(text, position, "", fields, keep_empty)
+    except _Stop:
+        pass
     return fields
 
 
-class _Number(str):
-    """A JSON number kept as its source text (Splunk does not reformat 1.50 or 1e3)."""
+def _skip(text: str, position: int) -> int:
+    return _WHITESPACE.match(text, position).end()  # type: ignore[union-attr]
 
 
-def _walk(value: Any, path: str, fields: Fields, keep_empty: bool) -> None:
-    if isinstance(value, list) and all(isinstance(item, tuple) for item in value) and (value or not path):
-        for key, child in value:  # a JSON object (object_pairs_hook gives a list of pairs)
-            _walk(child, f"{path}.{key}" if path else key, fields, keep_empty)
-        return
-    if isinstance(value, list):
-        for item in value:
-            _walk(item, path + "{}", fields, keep_empty)
-        return
-    if value is None:
-        text = "null"
-    elif value is True or value is False:
-        text = "true" if value else "false"
+def _object(text: str, position: int, path: str, fields: Fields, keep_empty: bool) -> int:
+    position = _skip(text, position + 1)
+    if text.startswith("}", position):
+        return position + 1
+    while True:
+        if not text.startswith('"', position):
+            raise _Stop
+        key, position = _string(text, position)
+        position = _skip(text, position)
+        if not text.startswith(":", position):
+            raise _Stop
+        position = _value(text, _skip(text, position + 1), f"{path}.{key}" if path else key, fields, keep_empty)
+        position = _skip(text, position)
+        if text.startswith(",", position):
+            position = _skip(text, position + 1)
+        elif text.startswith("}", position):
+            return position + 1
+        else:
+            raise _Stop
+
+
+def _array(text: str, position: int, path: str, fields: Fields, keep_empty: bool) -> int:
+    position = _skip(text, position + 1)
+    if text.startswith("]", position):
+        return position + 1
+    while True:
+        position = _skip(text, _value(text, position, path + "{}", fields, keep_empty))
+        if text.startswith(",", position):
+            position = _skip(text, position + 1)
+        elif text.startswith("]", position):
+            return position + 1
+        else:
+            raise _Stop
+
+
+def _string(text: str, position: int):
+    try:
+        return json.decoder.scanstring(text, position + 1)  # type: ignore[attr-defined]
+    except ValueError:
+        raise _Stop from None
+
+
+def _value(text: str, position: int, path: str, fields: Fields, keep_empty: bool) -> int:
+    if text.startswith("{", position):
+        return _object(text, position, path, fields, keep_empty)
+    if text.startswith("[", position):
+        return _array(text, position, path, fields, keep_empty)
+    if text.startswith('"', position):
+        value, end = _string(text, position)
     else:
-        text = str(value)
-    if text == "" and not keep_empty:
-        return
-    fields.setdefault(path, []).append(text)
+        for literal in ("true", "false", "null"):
+            if text.startswith(literal, position):
+                value, end = literal, position + len(literal)
+                break
+        else:
+            number = _NUMBER.match(text, position)
+            if not number:
+                raise _Stop
+            value, end = number.group(0), number.end()
+        if end >= len(text):
+            raise _Stop  # a number or literal touching the cutoff may be cut short
+    if value != "" or keep_empty:
+        fields.setdefault(path, []).append(value)
+    return end

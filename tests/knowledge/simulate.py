@@ -102,8 +102,9 @@ def judge(app: App, rules: CimRules, event: SampleEvent) -> Verdict:
     return verdict
 
 
-def run(app_dir: str, samples_dir: str, rules_path: Optional[str] = None) -> List[Verdict]:
-    app = App(app_dir)
+def run(app_dir: str, samples_dir: str, rules_path: Optional[str] = None,
+        json_cutoff: Optional[int] = None) -> List[Verdict]:
+    app = App(app_dir, json_cutoff)
     rules = CimRules(rules_path) if rules_path else CimRules()
     return [judge(app, rules, event) for event in read_samples(samples_dir)]
 
@@ -113,13 +114,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--app", required=True, help="the built app folder (holds default/ and lookups/)")
     parser.add_argument("--samples", required=True, help="folder of pytest-splunk-addon XML samples")
     parser.add_argument("--rules", help="CIM rules JSON (default: tests/knowledge/cim_rules.json)")
+    parser.add_argument("--json-cutoff", type=int, help="characters of an event that JSON extraction reads "
+                        "(default: the app's limits.conf [spath] extraction_cutoff, else 5000; 0 = all)")
     parser.add_argument("--verbose", action="store_true", help="print the fields, eventtypes and tags per event")
     args = parser.parse_args(argv)
     for label, path in (("--app", os.path.join(args.app, "default")), ("--samples", args.samples)):
         if not os.path.isdir(path):
             print(f"error: {label}: {path} is not a folder", file=sys.stderr)
             return 2
-    verdicts = run(args.app, args.samples, args.rules)
+    verdicts = run(args.app, args.samples, args.rules, args.json_cutoff)
     for verdict in verdicts:
         print(verdict.line())
         if args.verbose and verdict.result is not None:

@@ -29,3 +29,22 @@ def test_truncated_or_non_object_json_extracts_nothing():
     assert flatten_json('{"a":"b","c":') == {}
     assert flatten_json('["a"]') == {}
     assert flatten_json('plain text') == {}
+
+
+def test_only_the_first_cutoff_characters_are_extracted():
+    raw = '{"first":"a","big":"' + "x" * 6000 + '","after":"b"}'
+    assert list(flatten_json(raw)) == ["first"]                    # default cutoff 5000
+    assert list(flatten_json(raw, cutoff=0)) == ["first", "big", "after"]
+    assert list(flatten_json(raw, cutoff=len(raw))) == ["first", "big", "after"]
+
+
+def test_a_value_touching_the_cutoff_is_not_extracted():
+    raw = '{"a":"b","n":12345,"s":"text"}'
+    assert flatten_json(raw, cutoff=len('{"a":"b","n":12345')) == {"a": ["b"]}
+    assert flatten_json(raw, cutoff=len('{"a":"b","n":12345,"s":"te')) == {"a": ["b"], "n": ["12345"]}
+    assert flatten_json(raw, cutoff=len('{"a":"b","n":12345,"s":"text"')) == {"a": ["b"], "n": ["12345"],
+                                                                              "s": ["text"]}
+
+
+def test_escapes_and_unicode_in_strings():
+    assert flatten_json('{"k\\u00e9":"line\\nbreak \\"q\\""}') == {"k\u00e9": ['line\nbreak "q"']}

@@ -26,6 +26,15 @@ def test_kv_mode_json_extracts_and_metadata_fields_are_set(make_app):
     assert result.fields["host"] == ["h1"]
 
 
+def test_json_extraction_stops_at_the_cutoff_which_limits_conf_can_raise(make_app):
+    body = {"early": "1", "filler": "x" * 6000, "late": "2"}
+    fields = run(make_app(props=props()), body).fields
+    assert "early" in fields and "late" not in fields
+    app = make_app(props=props(), limits="[spath]\nextraction_cutoff = 10000\n")
+    assert run(app, body).fields["late"] == ["2"]
+    assert App(make_app(props=props()), json_cutoff=0).search(json.dumps(body), ST).fields["late"] == ["2"]
+
+
 def test_kv_mode_none_extracts_nothing(make_app):
     result = run(make_app(props=props(kv_mode="none")), {"a": "1"})
     assert "a" not in result.fields
