@@ -102,6 +102,15 @@ class SourcetypeKnowledge:
     calculated: List[CalculatedField] = field(default_factory=list)
     lookups: List[AutomaticLookup] = field(default_factory=list)
 
+    def reads(self) -> List[str]:
+        """Fields the aliases, calculated fields and lookups read."""
+        names = [alias.source for alias in self.aliases]
+        for calc in self.calculated:
+            names += calc.node.field_names()
+        for lookup in self.lookups:
+            names += [event_field for _, event_field in lookup.inputs]
+        return names
+
 
 @dataclass
 class SearchResult:
@@ -160,16 +169,15 @@ class App:
             if prefix in ("REPORT-", "EXTRACT-"):
                 raise KnowledgeError(f"[{sourcetype}] {key}: regex extractions are not simulated")
             if prefix == "FIELDALIAS-":
-                knowledge.aliases += parse_field_aliases(class_name, value)
+                aliases = parse_field_aliases(class_name, value)
+                _check_reads(sourcetype, key, [alias.source for alias in aliases])
+                knowledge.aliases += aliases
             elif prefix == "EVAL-":
                 try:
                     node = parse_eval(value)
                 except EvalError as err:
                     raise KnowledgeError(f"[{sourcetype}] {key}: {err}") from None
-                internal = sorted({name for name in node.field_names() if name.startswith("_") and name != "_raw"})
-                if internal:
-                    raise KnowledgeError(f"[{sourcetype}] {key} reads {', '.join(internal)}, which the simulator "
-                                         f"does not have")
+                _check_reads(sourcetype, key, node.field_names())
                 knowledge.calculated.append(CalculatedField(key, class_name, value, node))
             else:
                 try:
@@ -177,6 +185,7 @@ class App:
                     self.table(lookup.table_name)
                 except LookupError_ as err:
                     raise KnowledgeError(f"[{sourcetype}] {key}: {err}") from None
+                _check_reads(sourcetype, key, [event_field for _, event_field in lookup.inputs])
                 knowledge.lookups.append(lookup)
         targets = [calc.field for calc in knowledge.calculated]
         duplicated = sorted({name for name in targets if targets.count(name) > 1})
@@ -219,6 +228,9 @@ class App:
         for name, values in extracted.items():
             if name not in METADATA_FIELDS:
                 fields[name] = values
+            elif name in knowledge.reads():
+                raise KnowledgeError(f"the body has a JSON key {name!r}, which collides with Splunk's {name} field, "
+                                     f"and the confs read {name}: which one they get is not documented")
         fields = self._alias(knowledge, fields)
         fields = self._calculate(knowledge, fields)
         fields = self._lookup(knowledge, fields)
@@ -304,6 +316,15 @@ class App:
                 if state.strip().lower() == "enabled":
                     tags.add(tag)
         return sorted(tags)
+
+
+def _check_reads(sourcetype: str, key: str, names: List[str]) -> None:
+    """Internal fields (``_time``, ``_indextime``...) are not simulated, and whether JSON keys with leading
+    underscores (``__topic__``) survive extraction is not documented, so knowledge must not read them."""
+    internal = sorted({name for name in names if name.startswith("_") and name != "_raw"})
+    if internal:
+        raise KnowledgeError(f"[{sourcetype}] {key} reads {', '.join(internal)}: internal or underscore fields "
+                             f"are not simulated")
 
 
 def _is_disabled(settings: Dict[str, str]) -> bool:

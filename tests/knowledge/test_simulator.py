@@ -57,12 +57,21 @@ def test_indexed_extractions_with_kv_mode_none_extracts_once(make_app):
     (props("EVAL-x = strftime(_time, \"%Y\")"), "not supported"),
     (props("EVAL-x = \"a\"", "eval-x = \"b\""), "several EVAL- keys"),
     (props("EVAL-x = _time + 1"), "reads _time"),
+    (props("FIELDALIAS-x = __topic__ AS topic"), "reads __topic__"),
     (props("LOOKUP-x = nosuch f OUTPUT g"), "no stanza"),
     (props("FIELDALIAS-x = a TO b"), "AS or ASNEW"),
 ])
 def test_unsimulated_or_broken_props_are_errors(make_app, conf, message):
     with pytest.raises(KnowledgeError, match=message):
         run(make_app(props=conf), {"a": "1"})
+
+
+def test_a_json_key_named_like_a_metadata_field_is_not_extracted_and_reading_it_is_an_error(make_app):
+    fields = run(make_app(props=props()), {"host": "json-host"}, host="splunk-host").fields
+    assert fields["host"] == ["splunk-host"]
+    with pytest.raises(KnowledgeError, match="collides with Splunk's host"):
+        run(make_app(props=props("EVAL-dest = host")), {"host": "json-host"})
+    assert run(make_app(props=props("EVAL-dest = host")), {"other": "1"}, host="h").fields["dest"] == ["h"]
 
 
 def test_missing_sourcetype_stanza_is_an_error(make_app):
