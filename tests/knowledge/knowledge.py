@@ -102,6 +102,26 @@ class SourcetypeKnowledge:
     calculated: List[CalculatedField] = field(default_factory=list)
     lookups: List[AutomaticLookup] = field(default_factory=list)
 
+    def props_fields(self, table_columns: Dict[str, List[str]]) -> Dict[str, List[str]]:
+        """The fields pytest-splunk-addon derives from each props class (its field tests): FIELDALIAS sources and
+        aliases, EVAL targets (unless the expression is ``null()``), LOOKUP event-side inputs and outputs (every
+        CSV column when there is no output clause)."""
+        found: Dict[str, List[str]] = {}
+        for alias in self.aliases:
+            names = found.setdefault(f"FIELDALIAS-{alias.class_name}", [])
+            names += [name for name in (alias.source, alias.alias) if name not in names]
+        for calc in self.calculated:
+            if calc.expression.strip() != "null()":
+                found[calc.key] = [calc.field]
+        for lookup in self.lookups:
+            names = [event_field for _, event_field in lookup.inputs]
+            if lookup.outputs:
+                names += [event_field for _, event_field in lookup.outputs]
+            else:
+                names += table_columns.get(lookup.table_name, [])
+            found[f"LOOKUP-{lookup.class_name}"] = list(dict.fromkeys(names))
+        return found
+
     def reads(self) -> List[str]:
         """Fields the aliases, calculated fields and lookups read."""
         names = [alias.source for alias in self.aliases]
@@ -192,6 +212,11 @@ class App:
         if duplicated:
             raise KnowledgeError(f"[{sourcetype}] several EVAL- keys set {', '.join(duplicated)}")
         return knowledge
+
+    def props_fields(self, sourcetype: str) -> Dict[str, List[str]]:
+        knowledge = self.knowledge_for(sourcetype)
+        columns = {lookup.table_name: self.table(lookup.table_name).columns for lookup in knowledge.lookups}
+        return knowledge.props_fields(columns)
 
     def table(self, name: str) -> LookupTable:
         if name not in self._tables:

@@ -7,7 +7,8 @@ One line per event (verdict, sample file and event, sourcetype, models found, wh
 
 Per event: every ``<cim_fields>`` (and ``<other_mappings>``) value must equal the extracted single value; the
 event's tags must imply exactly the declared ``<models>`` (most specific dataset only); the CIM rules of the
-declared models must hold (required fields, allowed values); fields listed in ``<exceptions>`` are left out of
+declared models must hold (required fields, allowed values); no field that props defines (FIELDALIAS source or
+alias, EVAL target, LOOKUP input or output) may be ``-`` or empty, which PSA's field tests reject; fields listed in ``<exceptions>`` are left out of
 the value comparison and the rules, as PSA leaves them out of its requirement test. Each
 event runs twice, with empty JSON string values kept and dropped, because Splunk's choice there is not
 documented; an event whose outcome differs between the two fails as fragile.
@@ -46,9 +47,17 @@ class Verdict:
         return text
 
 
-def _outcome(event: SampleEvent, result: SearchResult, rules: CimRules) -> Tuple[List[str], List[str]]:
+NEGATIVE_VALUES = ("-", "")  # pytest-splunk-addon's default negative values for props fields
+
+
+def _outcome(event: SampleEvent, result: SearchResult, rules: CimRules,
+             props_fields: Sequence[str]) -> Tuple[List[str], List[str]]:
     """(models found, differences) for one simulated result."""
     differences: List[str] = []
+    for name in props_fields:
+        bad = [value for value in result.fields.get(name, []) if value in NEGATIVE_VALUES]
+        if bad:
+            differences.append(f"props field {name}={bad[0]!r}: PSA's no-dash-not-empty field test fails")
     expected_fields: Dict[str, str] = dict(event.cim_fields)
     expected_fields.update(event.other_mappings)
     for name, expected in expected_fields.items():
@@ -87,10 +96,11 @@ def judge(app: App, rules: CimRules, event: SampleEvent) -> Verdict:
         try:
             result = app.search(event.raw, event.sourcetype, source=event.source, host=event.host,
                                 keep_empty_json=keep_empty)
+            props_fields = sorted({name for names in app.props_fields(event.sourcetype).values() for name in names})
         except KnowledgeError as err:
             verdict.differences.append(f"cannot simulate: {err}")
             return verdict
-        outcomes.append((result, _outcome(event, result, rules)))
+        outcomes.append((result, _outcome(event, result, rules, props_fields)))
     (result, (found, differences)), (_, dropped) = outcomes
     verdict.result = result
     verdict.models_found = found

@@ -135,3 +135,12 @@ def test_cli_leaves_exception_fields_out_and_explains_required_fields_listed_as_
     assert ("Authentication: required field user is missing (listed in <missing_recommended_fields>, but the model "
             "requires it)") in lines[1]
     assert lines[-1] == "1 passed, 1 failed"
+
+
+def test_cli_rejects_a_props_field_that_is_a_dash(tmp_path):
+    dashed = event_xml("dashed", '{"kind":"login","ok":"yes","ip":"-","user":"alice"}', {"action": "success"})
+    app, samples = make_fixture(tmp_path, dashed)
+    proc = simulate(sys.executable, app, samples)
+    assert proc.returncode == 1
+    assert "props field ip='-': PSA's no-dash-not-empty field test fails" in proc.stdout
+    assert "props field src='-'" in proc.stdout

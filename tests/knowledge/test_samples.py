@@ -7,21 +7,22 @@ under ``REQUIRE_BUILT_APP=1`` (the build's own run).
 from __future__ import annotations
 
 import os
-from typing import List
+from typing import Dict, List
 
 import pytest
 
 from tests.knowledge.cim import CimRules
-from tests.knowledge.knowledge import App
+from tests.knowledge.knowledge import App, KnowledgeError
 from tests.knowledge.lint import lint_app
 from tests.knowledge.samples import SampleEvent, read_samples
-from tests.knowledge.simulate import judge
+from tests.knowledge.simulate import NEGATIVE_VALUES, judge
 
 SAMPLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "samples")
 # Issue 11: at least 30 events across every routed sourcetype.
 SOURCETYPES = ("aliyun:actiontrail", "aliyun:oss:access", "aliyun:slb:access", "aliyun:waf", "aliyun:sas:alert",
                "aliyun:cloudfirewall")
 MINIMUM_EVENTS = 30
+Fields = Dict[str, List[str]]
 
 
 def built_app_dir() -> str:
@@ -55,6 +56,32 @@ def rules() -> CimRules:
 def test_sample_event(app: App, rules: CimRules, event: SampleEvent) -> None:
     verdict = judge(app, rules, event)
     assert verdict.passed, verdict.line()
+
+
+@pytest.fixture(scope="module")
+def simulated(app: App) -> Dict[str, List[Fields]]:
+    """Fields of every sample event, by sourcetype (events the simulator cannot run are left out here; their
+    own test case fails)."""
+    by_sourcetype: Dict[str, List[Fields]] = {}
+    for event in EVENTS:
+        try:
+            fields = app.search(event.raw, event.sourcetype, source=event.source, host=event.host).fields
+        except KnowledgeError:
+            continue
+        by_sourcetype.setdefault(event.sourcetype, []).append(fields)
+    return by_sourcetype
+
+
+def test_every_props_field_is_extracted_by_some_sample(app: App, simulated: Dict[str, List[Fields]]) -> None:
+    """PSA's positive field test: for each props class of each sourcetype, some event has all its fields with a
+    value other than "-" or ""."""
+    unseen = []
+    for sourcetype in SOURCETYPES:
+        for class_key, names in app.props_fields(sourcetype).items():
+            if not any(all(any(v not in NEGATIVE_VALUES for v in fields.get(name, [])) for name in names)
+                       for fields in simulated.get(sourcetype, [])):
+                unseen.append(f"{sourcetype} {class_key} ({', '.join(names)})")
+    assert unseen == [], "no sample extracts every field of:\n" + "\n".join(unseen)
 
 
 def test_samples_cover_every_sourcetype() -> None:

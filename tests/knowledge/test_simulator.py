@@ -337,3 +337,16 @@ def test_eventtype_search_error_is_reported(make_app):
     app = make_app(props=props(), eventtypes="[bad]\nsearch = just words\n")
     with pytest.raises(KnowledgeError, match="eventtype bad"):
         run(app, {"a": "1"})
+
+
+def test_props_fields_follow_pytest_splunk_addon(make_app):
+    app = make_app(props=props("FIELDALIAS-a = x AS y z ASNEW w", 'EVAL-e = "1"', "EVAL-gone = null()",
+                               "LOOKUP-l = verbs verb AS api_verb OUTPUTNEW action AS vendor_action",
+                               "LOOKUP-m = nets cidr AS ip"),
+                   transforms=TRANSFORMS, lookups=LOOKUPS)
+    assert App(app).props_fields(ST) == {
+        "FIELDALIAS-a": ["x", "y", "z", "w"],
+        "EVAL-e": ["e"],
+        "LOOKUP-l": ["api_verb", "vendor_action"],
+        "LOOKUP-m": ["ip", "cidr", "zone"],
+    }
