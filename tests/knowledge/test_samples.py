@@ -84,6 +84,24 @@ def test_every_props_field_is_extracted_by_some_sample(app: App, simulated: Dict
     assert unseen == [], "no sample extracts every field of:\n" + "\n".join(unseen)
 
 
+def test_every_eventtype_and_enabled_tag_is_hit_by_some_sample(app: App,
+                                                               simulated: Dict[str, List[Fields]]) -> None:
+    """PSA's eventtype and tag tests: each eventtype, and each enabled tag of each tags.conf stanza, must be on
+    some event."""
+    events = [fields for by_type in simulated.values() for fields in by_type]
+    missing = [f"eventtype={name}" for name in sorted(app.eventtypes())
+               if not any(name in fields.get("eventtype", []) for fields in events)]
+    for stanza, settings in app.tags_conf.stanzas.items():
+        if "=" not in stanza:
+            continue
+        field_name, value = stanza.split("=", 1)
+        for tag, state in settings.items():
+            if state.strip().lower() == "enabled" and not any(
+                    value in fields.get(field_name, []) and tag in fields.get("tag", []) for fields in events):
+                missing.append(f"[{stanza}] {tag}")
+    assert missing == [], "no sample event has:\n" + "\n".join(missing)
+
+
 def test_samples_cover_every_sourcetype() -> None:
     counts = {sourcetype: sum(1 for event in EVENTS if event.sourcetype == sourcetype) for sourcetype in SOURCETYPES}
     assert len(EVENTS) >= MINIMUM_EVENTS, f"{len(EVENTS)} sample events, issue 11 asks for {MINIMUM_EVENTS}"
