@@ -11,7 +11,7 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 Fields = Dict[str, List[str]]
 RULES_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cim_rules.json")
@@ -58,44 +58,59 @@ class CimRules:
             current = self.parents.get(current)
         return chain
 
-    def violations(self, key: str, fields: Fields, exempt: Iterable[str] = ()) -> List[str]:
+    def violations(self, key: str, fields: Fields, exempt: Iterable[str] = ()) -> List[Violation]:
         """What the event breaks of ``key``'s rules and its parents'; fields in ``exempt`` are skipped."""
         skip = set(exempt)
-        problems: List[str] = []
+        problems: List[Violation] = []
         tags = set(fields.get("tag", []))
         for name in self.lineage(key):
             rules = self.rules.get(name)
             if rules is None:
                 continue
+            found: List[Tuple[str, str, bool]] = []   # (field, message, missing)
+
+            def add(field_name: str, message: str, missing: bool = False) -> None:
+                found.append((field_name, message, missing))
+
             required = list(rules.required)
             for condition in rules.required_when:
                 if condition["value"] in fields.get(condition["field"], []):
                     required += condition["then"]
             for needed in required:
-                if needed not in skip and not _has_value(fields, needed):
-                    problems.append(f"{name}: required field {needed} is missing")
-            for name_allowed, values in rules.allowed.items():
-                if name_allowed in skip:
-                    continue
-                for value in fields.get(name_allowed, []):
+                if not _has_value(fields, needed):
+                    add(needed, f"required field {needed} is missing", missing=True)
+            for allowed_field, values in rules.allowed.items():
+                for value in fields.get(allowed_field, []):
                     if value not in values:
-                        problems.append(f"{name}: {name_allowed}={value!r} is not one of {'|'.join(values)}")
+                        add(allowed_field, f"{allowed_field}={value!r} is not one of {'|'.join(values)}")
             for rule in rules.forbidden_unless_tag:
-                if rule["field"] not in skip and rule["value"] in fields.get(rule["field"], []) and \
-                        rule["tag"] not in tags:
-                    problems.append(f"{name}: {rule['field']}={rule['value']} without tag {rule['tag']}: {rule['why']}")
+                if rule["value"] in fields.get(rule["field"], []) and rule["tag"] not in tags:
+                    add(rule["field"], f"{rule['field']}={rule['value']} without tag {rule['tag']}: {rule['why']}")
             for numeric in rules.numeric:
-                if numeric not in skip and any(_number(v) is None for v in fields.get(numeric, [])):
-                    problems.append(f"{name}: {numeric}={fields[numeric]} is not numeric")
+                if any(_number(value) is None for value in fields.get(numeric, [])):
+                    add(numeric, f"{numeric}={fields[numeric]} is not numeric")
             for total, parts in rules.sum.items():
-                problems += _sum_problem(name, fields, total, parts, skip)
+                if _sum_differs(fields, total, parts):
+                    add(total, f"{total}={fields[total][0]} is not {' + '.join(parts)}")
             for length_field, text_field in rules.length_of.items():
-                if length_field in skip or length_field not in fields or text_field not in fields:
-                    continue
-                expected = str(len(fields[text_field][0]))
-                if fields[length_field] != [expected]:
-                    problems.append(f"{name}: {length_field}={fields[length_field]} but len({text_field})={expected}")
+                if length_field in fields and text_field in fields and \
+                        fields[length_field] != [str(len(fields[text_field][0]))]:
+                    add(length_field, f"{length_field}={fields[length_field]} but len({text_field})="
+                                      f"{len(fields[text_field][0])}")
+            problems += [Violation(name, field_name, missing, message)
+                         for field_name, message, missing in found if field_name not in skip]
         return problems
+
+
+@dataclass(frozen=True)
+class Violation:
+    dataset: str
+    field: str
+    missing: bool      # a required field is absent (otherwise its value breaks a rule)
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.dataset}: {self.message}"
 
 
 def _has_value(fields: Fields, name: str) -> bool:
@@ -106,12 +121,10 @@ def _number(text: str) -> Optional[float]:
     return float(text) if re.fullmatch(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*", text) else None
 
 
-def _sum_problem(dataset: str, fields: Fields, total: str, parts: List[str], skip: set) -> List[str]:
-    if total in skip or total not in fields or any(part not in fields for part in parts):
-        return []
+def _sum_differs(fields: Fields, total: str, parts: List[str]) -> bool:
+    if total not in fields or any(part not in fields for part in parts):
+        return False
     numbers = [_number(fields[name][0]) for name in [total] + parts]
     if any(number is None for number in numbers):
-        return []
-    if abs(numbers[0] - sum(numbers[1:])) > 1e-9:  # type: ignore[arg-type, operator]
-        return [f"{dataset}: {total}={fields[total][0]} is not {' + '.join(parts)}"]
-    return []
+        return False
+    return abs(numbers[0] - sum(numbers[1:])) > 1e-9  # type: ignore[arg-type, operator]

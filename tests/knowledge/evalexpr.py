@@ -94,13 +94,10 @@ def tokenize(text: str) -> List[Token]:
         if char.isspace():
             i += 1
             continue
-        if char == '"':
-            value, i = _read_quoted(text, i, '"')
-            tokens.append(Token("str", value, i))
-            continue
-        if char == "'":
-            value, i = _read_quoted(text, i, "'")
-            tokens.append(Token("field", value, i))
+        if char in "\"'":
+            value, end = _read_quoted(text, i, char)
+            tokens.append(Token("str" if char == '"' else "field", value, i))
+            i = end
             continue
         number = re.match(r"\d+(\.\d+)?", text[i:])
         if number and not (tokens and tokens[-1].kind == "name" and tokens[-1].pos == i):
@@ -290,9 +287,11 @@ def _compare(op: str, left: Value, right: Value) -> bool:
         raise EvalError("comparison of a boolean")
     a_num, b_num = _as_number(left), _as_number(right)
     if a_num is not None and b_num is not None:
-        a, b = a_num, b_num  # type: Any
-    else:
-        a, b = _as_text(left), _as_text(right)
+        return _ordered(op, a_num, b_num)
+    return _ordered(op, _as_text(left), _as_text(right))
+
+
+def _ordered(op: str, a: Any, b: Any) -> bool:
     return {"=": a == b, "==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
 
 
@@ -392,7 +391,7 @@ def _fn_mvindex(value: Value, start: Value, end: Value = None) -> Value:
 
 
 def _as_int(value: Value, name: str) -> int:
-    number = _as_number(value if not isinstance(value, str) or isinstance(value, FieldValue) else FieldValue(value))
+    number = _as_number(FieldValue(value) if isinstance(value, str) else value)
     if number is None or int(number) != number:
         raise EvalError(f"{name}() needs an integer, got {value!r}")
     return int(number)

@@ -28,8 +28,8 @@ from typing import Dict, List, Optional, Tuple
 from .conf import ConfFile, read_app_conf
 from .evalexpr import EvalError, Node, parse_eval, to_field_values
 from .kvjson import DEFAULT_CUTOFF, flatten_json
-from .lookups import AutomaticLookup, LookupError_, LookupTable, load_lookup_table, parse_automatic_lookup
-from .spl_search import Matcher, SearchError, parse_search
+from .lookups import AutomaticLookup, LookupDefinitionError, LookupTable, load_lookup_table, parse_automatic_lookup
+from .spl_search import Matcher, SearchError, parse_search, value_matches
 
 Fields = Dict[str, List[str]]
 METADATA_FIELDS = ("_raw", "sourcetype", "source", "host", "index")
@@ -203,7 +203,7 @@ class App:
                 try:
                     lookup = parse_automatic_lookup(class_name, value)
                     self.table(lookup.table_name)
-                except LookupError_ as err:
+                except LookupDefinitionError as err:
                     raise KnowledgeError(f"[{sourcetype}] {key}: {err}") from None
                 _check_reads(sourcetype, key, [event_field for _, event_field in lookup.inputs])
                 knowledge.lookups.append(lookup)
@@ -303,7 +303,7 @@ class App:
                                          f"automatic lookup sets (Splunk does not support nested automatic lookups)")
             try:
                 lookup.apply(self.table(lookup.table_name), before, after)
-            except LookupError_ as err:
+            except LookupDefinitionError as err:
                 raise KnowledgeError(str(err)) from None
         return after
 
@@ -313,7 +313,6 @@ class App:
         visiting: List[str] = []
 
         def resolve(pattern: str, event_fields: Fields) -> bool:
-            from .spl_search import value_matches
             return any(matches(name) for name in eventtypes if value_matches(pattern, name))
 
         def matches(name: str) -> bool:

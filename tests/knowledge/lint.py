@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Sequence
 from .conf import ConfIssue
 from .evalexpr import EvalError, parse_eval
 from .knowledge import App, KnowledgeError, parse_field_aliases, search_time_class
-from .lookups import LookupError_, load_lookup_table, parse_automatic_lookup
+from .lookups import LookupDefinitionError, load_lookup_table, parse_automatic_lookup
 from .spl_search import SearchError, parse_search, patterns_cover, required_sourcetype_patterns
 
 NON_SOURCETYPE_PREFIXES = ("source::", "host::", "rule::", "delayedrule::")
@@ -105,7 +105,7 @@ def _lookup_problems(app: App, class_name: str, value: str) -> List[str]:
     try:
         lookup = parse_automatic_lookup(class_name, value)
         table = load_lookup_table(app.transforms, lookup.table_name, app.lookups_dir)
-    except LookupError_ as err:
+    except LookupDefinitionError as err:
         return [str(err)]
     problems = []
     for column, _ in lookup.inputs + lookup.outputs:

@@ -26,7 +26,7 @@ from .conf import ConfFile
 Fields = Dict[str, List[str]]
 
 
-class LookupError_(Exception):
+class LookupDefinitionError(Exception):
     """A lookup definition or invocation that the simulator cannot honour."""
 
 
@@ -70,17 +70,17 @@ _TRUE = ("1", "true", "t", "yes", "y", "on")
 
 def load_lookup_table(transforms: ConfFile, name: str, lookups_dir: str) -> LookupTable:
     if name not in transforms.stanzas:
-        raise LookupError_(f"transforms.conf has no stanza [{name}]")
+        raise LookupDefinitionError(f"transforms.conf has no stanza [{name}]")
     settings = transforms.stanzas[name]
     for unsupported in ("external_type", "collection", "time_field", "external_cmd"):
         if settings.get(unsupported):
-            raise LookupError_(f"[{name}] sets {unsupported}; only CSV lookups without time are simulated")
+            raise LookupDefinitionError(f"[{name}] sets {unsupported}; only CSV lookups without time are simulated")
     filename = settings.get("filename", "")
     if not filename:
-        raise LookupError_(f"[{name}] has no filename")
+        raise LookupDefinitionError(f"[{name}] has no filename")
     path = os.path.join(lookups_dir, filename)
     if not os.path.isfile(path):
-        raise LookupError_(f"[{name}] filename {filename} is not in {lookups_dir}")
+        raise LookupDefinitionError(f"[{name}] filename {filename} is not in {lookups_dir}")
     with open(path, encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, [])
@@ -92,7 +92,7 @@ def load_lookup_table(transforms: ConfFile, name: str, lookups_dir: str) -> Look
         elif kind.upper() == "CIDR":
             table.cidr_fields.append(column)
         else:
-            raise LookupError_(f"[{name}] match_type {kind}() is not simulated")
+            raise LookupDefinitionError(f"[{name}] match_type {kind}() is not simulated")
     table.max_matches = int(settings.get("max_matches", "100"))
     table.min_matches = int(settings.get("min_matches", "0"))
     table.default_match = settings.get("default_match", "")
@@ -139,7 +139,7 @@ class AutomaticLookup:
             value_lists.append((column, values))
         multivalued = [column for column, values in value_lists if len(values) > 1]
         if len(multivalued) > 1:
-            raise LookupError_(f"LOOKUP-{self.class_name}: several multivalue inputs ({', '.join(multivalued)}) "
+            raise LookupDefinitionError(f"LOOKUP-{self.class_name}: several multivalue inputs ({', '.join(multivalued)}) "
                                f"are not simulated")
         rows: List[Dict[str, str]] = []
         spread = multivalued[0] if multivalued else None
@@ -153,7 +153,7 @@ class AutomaticLookup:
 def parse_automatic_lookup(class_name: str, value: str) -> AutomaticLookup:
     words = [word for word in re.split(r"[\s,]+", value.strip()) if word]
     if not words:
-        raise LookupError_(f"LOOKUP-{class_name} is empty")
+        raise LookupDefinitionError(f"LOOKUP-{class_name} is empty")
     table, rest = words[0], words[1:]
     mode_at: Optional[int] = next((i for i, word in enumerate(rest) if word.upper() in ("OUTPUT", "OUTPUTNEW")),
                                   None)
@@ -162,9 +162,9 @@ def parse_automatic_lookup(class_name: str, value: str) -> AutomaticLookup:
     inputs = _pairs(input_words, class_name, "input")
     outputs = _pairs(output_words, class_name, "output")
     if not inputs:
-        raise LookupError_(f"LOOKUP-{class_name} names no input field")
+        raise LookupDefinitionError(f"LOOKUP-{class_name} names no input field")
     if mode_at is not None and not outputs:
-        raise LookupError_(f"LOOKUP-{class_name} has {rest[mode_at]} but no output field")
+        raise LookupDefinitionError(f"LOOKUP-{class_name} has {rest[mode_at]} but no output field")
     output_new = mode_at is not None and rest[mode_at].upper() == "OUTPUTNEW"
     return AutomaticLookup(class_name, table, inputs, outputs, output_new)
 
@@ -175,10 +175,10 @@ def _pairs(words: List[str], class_name: str, what: str) -> List[Tuple[str, str]
     while index < len(words):
         column = words[index]
         if column.upper() == "AS":
-            raise LookupError_(f"LOOKUP-{class_name}: misplaced AS in the {what} fields")
-        if index + 2 < len(words) + 1 and index + 1 < len(words) and words[index + 1].upper() == "AS":
+            raise LookupDefinitionError(f"LOOKUP-{class_name}: misplaced AS in the {what} fields")
+        if index + 1 < len(words) and words[index + 1].upper() == "AS":
             if index + 2 >= len(words):
-                raise LookupError_(f"LOOKUP-{class_name}: AS without a field name")
+                raise LookupDefinitionError(f"LOOKUP-{class_name}: AS without a field name")
             pairs.append((column, words[index + 2]))
             index += 3
         else:

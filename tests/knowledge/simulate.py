@@ -78,11 +78,10 @@ def _outcome(event: SampleEvent, result: SearchResult, rules: CimRules,
         differences.append(f"models: declared {','.join(declared) or '-'}, tags "
                            f"{','.join(result.tags) or '-'} give {','.join(found) or '-'}")
     for key in declared:
-        for problem in rules.violations(key, result.fields, exempt=event.exceptions):
-            missing = problem.rsplit("required field ", 1)[-1].split(" ", 1)[0] if "required field " in problem else ""
-            if missing and missing in event.missing_recommended:
-                problem += " (listed in <missing_recommended_fields>, but the model requires it)"
-            differences.append(problem)
+        for violation in rules.violations(key, result.fields, exempt=event.exceptions):
+            note = (" (listed in <missing_recommended_fields>, but the model requires it)"
+                    if violation.missing and violation.field in event.missing_recommended else "")
+            differences.append(f"{violation}{note}")
     return found, differences
 
 

@@ -18,7 +18,6 @@ Not supported (a ``SearchError``, never a silent mismatch): bare terms matched a
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence
@@ -257,4 +256,4 @@ def required_sourcetype_patterns(matcher: Matcher) -> Optional[List[str]]:
 
 
 def patterns_cover(patterns: Sequence[str], value: str) -> bool:
-    return any(fnmatch.fnmatchcase(value.lower(), pattern.lower()) for pattern in patterns)
+    return any(value_matches(pattern, value) for pattern in patterns)
