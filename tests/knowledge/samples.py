@@ -70,13 +70,24 @@ def read_samples(samples_dir: str) -> List[SampleEvent]:
     return events
 
 
+# The transport types pytest-splunk-addon accepts in a requirement sample.
+TRANSPORT_TYPES = ("modinput", "Modinput", "Mod input", "Modular Input", "Modular input", "modular input",
+                   "modular_input", "Mod Input", "dbx", "windows_input", "hec_event", "scripted_input",
+                   "scripted input", "hec_raw", "file_monitor", "forwarder", "syslog")
+
+
 def read_sample_file(path: str, settings: Optional[Dict[str, str]] = None) -> List[SampleEvent]:
     settings = settings or {}
     file_name = os.path.basename(path)
     root = ElementTree.parse(path).getroot()
+    file_problems = [] if root.tag == "device" else [f"the root element is <{root.tag}>, not <device>"]
+    file_problems += [f"<device> has no <{tag}>" for tag in ("vendor", "product", "version")
+                      if root.find(tag) is None]
     events = []
     for position, element in enumerate(root.iter("event"), start=1):
-        events.append(_read_event(element, file_name, position, settings))
+        event = _read_event(element, file_name, position, settings)
+        event.problems[:0] = file_problems
+        events.append(event)
     return events
 
 
@@ -93,6 +104,16 @@ def _read_event(element: ElementTree.Element, file_name: str, position: int, set
                         f"{conf_sourcetype}")
     if settings and settings.get("requirement_test_sample", "0").strip() not in ("1", "true"):
         problems.append(f"{DATA_CONF} [{file_name}] lacks requirement_test_sample = 1")
+    ingested, searched = settings.get("sourcetype", ""), settings.get("sourcetype_to_search", "")
+    if ingested and searched and ingested != searched:
+        problems.append(f"{DATA_CONF} ingests sourcetype {ingested} but searches {searched}; an index-time "
+                        f"sourcetype rename is not simulated")
+    if transport is None:
+        problems.append("the event has no <transport>")
+    elif attributes.get("type") not in TRANSPORT_TYPES:
+        problems.append(f"transport type {attributes.get('type')!r} is not one PSA accepts")
+    if element.find("cim") is None:
+        problems.append("the event has no <cim> (a requirement sample declares its models and fields there)")
     raw_element = element.find("raw")
     raw = (raw_element.text or "").strip() if raw_element is not None else ""
     if not raw:

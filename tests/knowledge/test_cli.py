@@ -144,3 +144,20 @@ def test_cli_rejects_a_props_field_that_is_a_dash(tmp_path):
     assert proc.returncode == 1
     assert "props field ip='-': PSA's no-dash-not-empty field test fails" in proc.stdout
     assert "props field src='-'" in proc.stdout
+
+
+def test_cli_reports_sample_format_problems(tmp_path):
+    broken = GOOD.replace('type="modinput"', 'type="carrier-pigeon"').replace("<cim ", "<notcim ").replace(
+        "</cim>", "</notcim>")
+    app, samples = make_fixture(tmp_path, broken)
+    with open(os.path.join(samples, "demo.xml"), encoding="utf-8") as handle:
+        text = handle.read().replace("<vendor>Example</vendor>", "")
+    with open(os.path.join(samples, "demo.xml"), "w", encoding="utf-8") as handle:
+        handle.write(text)
+    (tmp_path / "pytest-splunk-addon-data.conf").write_text(
+        DATA_CONF + "sourcetype_to_search = other:st\n", encoding="utf-8")
+    proc = simulate(sys.executable, app, samples)
+    assert proc.returncode == 1
+    for expected in ("<device> has no <vendor>", "transport type 'carrier-pigeon' is not one PSA accepts",
+                     "the event has no <cim>", "ingests sourcetype demo:auth but searches other:st"):
+        assert expected in proc.stdout, proc.stdout
