@@ -435,7 +435,10 @@ def _fn_replace(value: Value, pattern: Value, replacement: Value) -> Value:
     text = _scalar(value, "replace")
     if text is None or pattern is None or replacement is None:
         return None
-    return compile_regex(_as_text(pattern)).sub(_as_text(replacement).replace("\\0", "\\g<0>"), text)
+    try:
+        return compile_regex(_as_text(pattern)).sub(_as_text(replacement).replace("\\0", "\\g<0>"), text)
+    except re.error as err:
+        raise EvalError(f"replace(): bad replacement {replacement!r} ({err})") from None
 
 
 def _fn_match(value: Value, pattern: Value) -> Value:

@@ -110,8 +110,8 @@ def _value(text: str, position: int, path: str, fields: Fields, keep_empty: bool
             if not number:
                 raise _Stop
             value, end = number.group(0), number.end()
-        if end >= len(text):
-            raise _Stop  # a number or literal touching the cutoff may be cut short
+        if end >= len(text) or text[end] not in " \t\n\r,}]":
+            raise _Stop  # a number or literal touching the cutoff (or malformed) may be cut short
     if value != "" or keep_empty:
         fields.setdefault(path, []).append(value)
     return end

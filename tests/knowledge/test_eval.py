@@ -139,6 +139,7 @@ def test_parse_errors(expression, message):
     ('if("text", 1, 2)', "boolean"),
     ('match(text, "(?<=a+)b")', "does not compile"),
     ('tostring(num, "commas")', "format"),
+    ('replace(text, "A", "\\9")', "bad replacement"),
 ])
 def test_evaluation_errors(expression, message):
     with pytest.raises(EvalError, match=message):

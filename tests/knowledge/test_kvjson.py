@@ -48,3 +48,9 @@ def test_a_value_touching_the_cutoff_is_not_extracted():
 
 def test_escapes_and_unicode_in_strings():
     assert flatten_json('{"k\\u00e9":"line\\nbreak \\"q\\""}') == {"k\u00e9": ['line\nbreak "q"']}
+
+
+def test_a_number_cut_after_its_decimal_point_is_not_extracted():
+    raw = '{"a":"b","n":100.5}'
+    assert flatten_json(raw, cutoff=len('{"a":"b","n":100.')) == {"a": ["b"]}
+    assert flatten_json(raw, cutoff=len('{"a":"b","n":100.5')) == {"a": ["b"]}
