@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from tests.knowledge.conftest import write_app
+from tests.knowledge.fixture_app import write_app
 from tests.splunk_runner.runner import interpreters
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
