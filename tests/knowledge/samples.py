@@ -66,8 +66,18 @@ def read_samples(samples_dir: str) -> List[SampleEvent]:
     events: List[SampleEvent] = []
     for file_name in sorted(os.listdir(samples_dir)):
         if file_name.endswith(".xml"):
-            events += read_sample_file(os.path.join(samples_dir, file_name), data.settings_for(file_name))
+            try:
+                events += read_sample_file(os.path.join(samples_dir, file_name), data.settings_for(file_name))
+            except ElementTree.ParseError as err:
+                events.append(_unreadable(file_name, f"not well-formed XML: {err}"))
     return events
+
+
+def _unreadable(file_name: str, problem: str) -> SampleEvent:
+    """A stand-in event so that a broken file is reported as a failure, not skipped."""
+    return SampleEvent(file=file_name, position=0, name="(file)", code="", raw="", sourcetype="", source="", host="",
+                       models=[], cim_fields={}, other_mappings={}, exceptions={}, missing_recommended=[],
+                       problems=[problem])
 
 
 # The transport types pytest-splunk-addon accepts in a requirement sample.

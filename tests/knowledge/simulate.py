@@ -88,7 +88,8 @@ def _outcome(event: SampleEvent, result: SearchResult, rules: CimRules,
 def judge(app: App, rules: CimRules, event: SampleEvent) -> Verdict:
     verdict = Verdict(event, differences=list(event.problems))
     if not event.raw or not event.sourcetype:
-        verdict.differences.append("no raw event or sourcetype to simulate")
+        if not verdict.differences:
+            verdict.differences.append("no raw event or sourcetype to simulate")
         return verdict
     outcomes = []
     for keep_empty in (True, False):

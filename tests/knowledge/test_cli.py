@@ -161,3 +161,14 @@ def test_cli_reports_sample_format_problems(tmp_path):
     for expected in ("<device> has no <vendor>", "transport type 'carrier-pigeon' is not one PSA accepts",
                      "the event has no <cim>", "ingests sourcetype demo:auth but searches other:st"):
         assert expected in proc.stdout, proc.stdout
+
+
+def test_cli_reports_a_malformed_sample_file_as_a_failure(tmp_path):
+    app, samples = make_fixture(tmp_path, GOOD)
+    with open(os.path.join(samples, "broken.xml"), "w", encoding="utf-8") as handle:
+        handle.write("<device><event>")
+    proc = simulate(sys.executable, app, samples)
+    assert proc.returncode == 1
+    assert any(line.startswith("FAIL broken.xml#0 (file) [?] models=- :: not well-formed XML")
+               for line in proc.stdout.splitlines()), proc.stdout
+    assert proc.stdout.splitlines()[-1] == "1 passed, 1 failed"
