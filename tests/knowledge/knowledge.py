@@ -239,7 +239,7 @@ class App:
     # ----------------------------------------------------------------------------------------------- running
 
     def search(self, raw: str, sourcetype: str, *, source: str = "", host: str = "", index: str = "",
-               keep_empty_json: bool = True) -> SearchResult:
+               keep_empty_json: bool = True, keep_null_json: bool = True) -> SearchResult:
         knowledge = self.knowledge_for(sourcetype)
         fields: Fields = {"_raw": [raw], "sourcetype": [sourcetype]}
         for name, value in (("source", source), ("host", host), ("index", index)):
@@ -248,7 +248,8 @@ class App:
         extracted: Fields = {}
         for enabled in (knowledge.indexed_json, knowledge.kv_json):
             if enabled:  # both on: Splunk extracts every field twice, which is what this reproduces
-                for name, values in flatten_json(raw, keep_empty=keep_empty_json, cutoff=self.json_cutoff).items():
+                for name, values in flatten_json(raw, keep_empty=keep_empty_json, keep_null=keep_null_json,
+                                                 cutoff=self.json_cutoff).items():
                     extracted.setdefault(name, []).extend(values)
         for name, values in extracted.items():
             if name not in METADATA_FIELDS:

@@ -10,8 +10,8 @@ event's tags must imply exactly the declared ``<models>`` (most specific dataset
 declared models must hold (required fields, allowed values); no field that props defines (FIELDALIAS source or
 alias, EVAL target, LOOKUP input or output) may be ``-`` or empty, which PSA's field tests reject; fields listed in ``<exceptions>`` are left out of
 the value comparison and the rules, as PSA leaves them out of its requirement test. Each
-event runs twice, with empty JSON string values kept and dropped, because Splunk's choice there is not
-documented; an event whose outcome differs between the two fails as fragile.
+event runs with empty JSON strings kept and dropped and JSON nulls kept (as "null") and dropped, because Splunk's
+choices there are not documented; an event whose outcome differs between them fails as fragile.
 """
 
 from __future__ import annotations
@@ -47,6 +47,9 @@ class Verdict:
         return text
 
 
+# (keep "" values, keep null as "null"): how Splunk extracts these is undocumented, so every combination runs and
+# the first one is reported.
+UNDOCUMENTED_CHOICES = ((True, True), (False, True), (True, False), (False, False))
 NEGATIVE_VALUES = ("-", "")  # pytest-splunk-addon's default negative values for props fields
 
 
@@ -92,24 +95,31 @@ def judge(app: App, rules: CimRules, event: SampleEvent) -> Verdict:
             verdict.differences.append("no raw event or sourcetype to simulate")
         return verdict
     outcomes = []
-    for keep_empty in (True, False):
+    for keep_empty, keep_null in UNDOCUMENTED_CHOICES:
         try:
             result = app.search(event.raw, event.sourcetype, source=event.source, host=event.host,
-                                keep_empty_json=keep_empty)
+                                keep_empty_json=keep_empty, keep_null_json=keep_null)
             props_fields = sorted({name for names in app.props_fields(event.sourcetype).values() for name in names})
         except KnowledgeError as err:
             verdict.differences.append(f"cannot simulate: {err}")
             return verdict
         outcomes.append((result, _outcome(event, result, rules, props_fields)))
-    (result, (found, differences)), (_, dropped) = outcomes
+    result, (found, differences) = outcomes[0]
     verdict.result = result
     verdict.models_found = found
     verdict.differences += differences
-    if (found, differences) != dropped:
-        verdict.differences.append(
-            "fragile: the outcome changes when Splunk drops empty JSON values "
-            f"(then models={','.join(dropped[0]) or '-'}, differences={dropped[1] or 'none'})")
+    for (keep_empty, keep_null), (_, other) in zip(UNDOCUMENTED_CHOICES[1:], outcomes[1:]):
+        if other != (found, differences):
+            verdict.differences.append(
+                f"fragile: the outcome changes when Splunk {_describe(keep_empty, keep_null)} "
+                f"(then models={','.join(other[0]) or '-'}, differences={other[1] or 'none'})")
+            break
     return verdict
+
+
+def _describe(keep_empty: bool, keep_null: bool) -> str:
+    dropped = [what for what, kept in (("empty JSON values", keep_empty), ("JSON nulls", keep_null)) if not kept]
+    return "drops " + " and ".join(dropped)
 
 
 def run(app_dir: str, samples_dir: str, rules_path: Optional[str] = None,

@@ -172,3 +172,11 @@ def test_cli_reports_a_malformed_sample_file_as_a_failure(tmp_path):
     assert any(line.startswith("FAIL broken.xml#0 (file) [?] models=- :: not well-formed XML")
                for line in proc.stdout.splitlines()), proc.stdout
     assert proc.stdout.splitlines()[-1] == "1 passed, 1 failed"
+
+
+def test_cli_flags_a_verdict_that_depends_on_json_nulls(tmp_path):
+    fragile = event_xml("nulled", '{"kind":"login","ok":"yes","ip":"192.0.2.1","user":null}', {"action": "success"})
+    app, samples = make_fixture(tmp_path, fragile)
+    proc = simulate(sys.executable, app, samples)
+    assert proc.returncode == 1
+    assert "fragile: the outcome changes when Splunk drops JSON nulls" in proc.stdout

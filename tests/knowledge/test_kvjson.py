@@ -54,3 +54,7 @@ def test_a_number_cut_after_its_decimal_point_is_not_extracted():
     raw = '{"a":"b","n":100.5}'
     assert flatten_json(raw, cutoff=len('{"a":"b","n":100.')) == {"a": ["b"]}
     assert flatten_json(raw, cutoff=len('{"a":"b","n":100.5')) == {"a": ["b"]}
+
+
+def test_nulls_can_be_dropped_but_the_string_null_stays():
+    assert flatten_json('{"a":null,"b":"null","c":[null,1]}', keep_null=False) == {"b": ["null"], "c{}": ["1"]}
