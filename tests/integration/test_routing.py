@@ -22,6 +22,9 @@ import pytest
 from tests.emulators.sls import datagen
 from tests.emulators.sls.protobuf import encode_log, encode_log_group
 
+from tests.knowledge.cim import CimRules
+from tests.knowledge.knowledge import App
+
 from .harness import LOGSTORE, PROJECT, PYTHONS, AddonEnv, wait_until
 from .routed_events import Sample, hec_samples, stream_samples, write_samples
 
@@ -189,6 +192,7 @@ def test_stream_routes_every_source_with_body_and_time(python_label: str, tmp_pa
         big = next(event for (_, body, _, _), event in zip(arrivals, running.events) if body.get("eventId") == BIG_ID)
         assert len(big["data"].encode("utf-8")) < 5 * 1024 * 1024
         check_samples(stream_samples(running), expected, str(tmp_path))
+        classify(stream_samples(running), env.app_dir)
         log = env.log_text("soc")
         assert ingested_per_sourcetype(log) == dict(collections.Counter(e.sourcetype for e in expected.values()))
         assert "Traceback" not in log and "Traceback" not in running.stderr_text()
@@ -212,6 +216,7 @@ def test_hec_routes_every_source_with_body_and_time(python_label: str, tmp_path:
         assert not os.path.exists(os.path.join(env.checkpoint_dir, "soc.deadletter.jsonl")), \
             "the oversized record was trimmed, not dead-lettered"
         check_samples(hec_samples(events), expected, str(tmp_path))
+        classify(hec_samples(events), env.app_dir)
         assert ingested_per_sourcetype(env.log_text("soc")) == dict(
             collections.Counter(e.sourcetype for e in expected.values()))
 
@@ -230,3 +235,46 @@ def check_samples(samples: List[Sample], expected: Dict[str, Expected], folder: 
         for line in lines:
             body = json.loads(line)
             assert expected[event_id(sourcetype, body)].body == body
+
+
+# What the generator's ActionTrail API names are, by what a SOC expects of them (the datagen's _SERVICES).
+ACCOUNT_CHANGES = {"CreateUser", "AttachPolicyToUser", "CreateAccessKey"}
+READS = {"DescribeInstances", "GetBucketAcl", "ListObjects", "ListUsers", "GetCursor", "DescribeDBInstances"}
+WRITES = {"StartInstance", "StopInstance", "RunInstances", "PutObject", "DeleteObject", "CreateLogstore",
+          "ModifySecurityIps", "CreateBackup"}
+WAF_BLOCKS = {"block", "captcha", "captcha_strict", "js", "sigchl"}  # WAF 3.0's final_action values that stop a request
+DATASETS_OF_SOURCETYPE = {"aliyun:waf": {"Web"}, "aliyun:oss:access": {"Web_Storage"}, "aliyun:slb:access": {"Web"},
+                          "aliyun:sas:alert": {"Alerts"}, "aliyun:cloudfirewall": {"Network_Traffic"},
+                          "aliyun:sls": set()}
+
+
+def expected_datasets(sourcetype: str, body: Dict[str, Any]) -> Optional[set]:
+    """The CIM datasets (most specific) an arrived event must land in; None where the test has no opinion."""
+    if sourcetype == "aliyun:waf" and body.get("final_action") in WAF_BLOCKS:
+        return {"Web", "Intrusion_Detection"}
+    if sourcetype != "aliyun:actiontrail":
+        return DATASETS_OF_SOURCETYPE[sourcetype]
+    name = body["eventName"]
+    if name in ACCOUNT_CHANGES:
+        return {"Change_Account_Management"}
+    if name in READS:
+        return set()
+    return {"Change"} if name in WRITES else None
+
+
+def classify(samples: List[Sample], app_dir: str) -> None:
+    """The knowledge simulator (tests/knowledge) runs the built app's props, lookups, eventtypes and tags over what
+    arrived: each event lands in the CIM datasets its source promises, with CIM's required fields and values."""
+    app, rules = App(app_dir), CimRules()
+    seen: Dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for sourcetype, raw in samples:
+        result = app.search(raw, sourcetype, source=f"sls:{PROJECT}:{LOGSTORE}", host="h")
+        datasets = set(rules.datasets_for_tags(result.tags))
+        want = expected_datasets(sourcetype, json.loads(raw))
+        assert want is None or datasets == want, (sourcetype, sorted(datasets), sorted(want), raw[:300])
+        for dataset in datasets:  # violations() checks the dataset's parents too
+            assert not rules.violations(dataset, result.fields), (sourcetype, dataset, raw[:300])
+        seen[sourcetype].update(sorted(datasets) or ["none"])
+    # The data set exercises every kind of classification, not just the easy ones.
+    assert {"Change", "Change_Account_Management", "none"} <= set(seen["aliyun:actiontrail"]), seen
+    assert {"Web", "Intrusion_Detection"} <= set(seen["aliyun:waf"]), seen
