@@ -196,7 +196,8 @@ def _iso(when: int, ms: int) -> str:
     return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (year, month, day, hours, minutes, seconds, ms)
 
 
-def _actiontrail(rng: random.Random, event_id: str, when: int) -> List[Tuple[str, Value]]:
+def _api_call(rng: random.Random) -> Tuple[str, str, str, str, str, str, str, str]:
+    """Who called which API where: service, endpoint, action, region, user, identity type, account, principal."""
     service, endpoint, actions = rng.choice(_SERVICES)
     action = rng.choice(actions)
     region = rng.choice(_REGIONS)
@@ -204,6 +205,11 @@ def _actiontrail(rng: random.Random, event_id: str, when: int) -> List[Tuple[str
     identity = rng.choice(_IDENTITY_TYPES)
     account = "1%015d" % rng.randrange(10 ** 15)
     principal = "2%017d" % rng.randrange(10 ** 17)
+    return service, endpoint, action, region, user, identity, account, principal
+
+
+def _actiontrail(rng: random.Random, event_id: str, when: int) -> List[Tuple[str, Value]]:
+    service, endpoint, action, region, user, identity, account, principal = _api_call(rng)
     source_ip = _ip(rng)
     agent = rng.choice(_AGENTS)
     request_id = "%s-%s-%s-%s-%s" % (_hex(rng, 8), _hex(rng, 4), _hex(rng, 4), _hex(rng, 4), _hex(rng, 12))
@@ -251,13 +257,7 @@ def _iso_offset(when: int, hours: int) -> str:
 
 def _actiontrail_record(rng: random.Random, event_id: str, when: int) -> dict:
     """A realistic ActionTrail record (field reference: ActionTrail event structure), about 1.4 KB as JSON."""
-    service, endpoint, actions = rng.choice(_SERVICES)
-    action = rng.choice(actions)
-    region = rng.choice(_REGIONS)
-    user = rng.choice(_USERS)
-    identity = rng.choice(_IDENTITY_TYPES)
-    account = "1%015d" % rng.randrange(10 ** 15)
-    principal = "2%017d" % rng.randrange(10 ** 17)
+    service, endpoint, action, region, user, identity, account, principal = _api_call(rng)
     request_id = "%s-%s-%s-%s-%s" % (_hex(rng, 8), _hex(rng, 4), _hex(rng, 4), _hex(rng, 4), _hex(rng, 12))
     error_code, error_message = rng.choice(_ERRORS)
     event_time = _iso(when, rng.randrange(1000))
