@@ -48,7 +48,7 @@ class Form:
 
     def select(self, field: str, value: str) -> None:
         """Pick ``value`` (the option's value, not its label) in a single-select."""
-        self.browser.click(self.group(field).find_element(By.CSS_SELECTOR, "[data-test='select']"))
+        self.browser.click(self._loaded_select(field))
         option_css = f"[data-test='option'][data-test-value='{value}']"
         option = self.browser.wait(lambda: self.browser.visible(option_css), 10, f"option {value} of {field}")[0]
         self.browser.click(option)
@@ -56,11 +56,17 @@ class Form:
 
     def options(self, field: str) -> List[str]:
         """The values a single-select offers (opens and closes it)."""
-        self.browser.click(self.group(field).find_element(By.CSS_SELECTOR, "[data-test='select']"))
+        self.browser.click(self._loaded_select(field))
         options = self.browser.wait(lambda: self.browser.visible("[data-test='option']"), 10, f"options of {field}")
         values = [option.get_attribute("data-test-value") for option in options]
         self.browser.driver.switch_to.active_element.send_keys(Keys.ESCAPE)
         return values
+
+    def _loaded_select(self, field: str) -> WebElement:
+        """A single-select whose options have loaded (``referenceName``/``endpointUrl`` ones come from REST)."""
+        css = "[data-test='select'][data-test-loading='false']"
+        return self.browser.wait(lambda: self.group(field).find_elements(By.CSS_SELECTOR, css), 20,
+                                 f"the options of {field} to load")[0]
 
     def set_combo(self, field: str, value: str) -> None:
         box = self.group(field).find_element(By.CSS_SELECTOR, "input")
@@ -115,7 +121,10 @@ class Dialog(Form):
         self.browser.click(self.element.find_elements(By.CSS_SELECTOR, "[data-test='footer'] button")[-1])
 
     def wait_closed(self, timeout: float = 30.0) -> None:
-        self.browser.wait(lambda: not self.browser.visible(DIALOG), timeout, "the dialog to close")
+        try:
+            self.browser.wait(lambda: not self.browser.visible(DIALOG), timeout, "the dialog to close")
+        except AssertionError as err:
+            raise AssertionError(f"{err}; the dialog shows: {self.errors()}") from None
 
 
 class UccPage:

@@ -382,6 +382,8 @@ class _StandInHandler(BaseHTTPRequestHandler):
                 self._web(path)
             else:
                 self._text(405, "text/plain", "Method not allowed")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the browser left the page before the answer (a handler run takes a fraction of a second)
         except Exception as err:  # noqa: BLE001  (a stand-in bug must show as a failed request, not a hang)
             logger.exception("action=splunkweb_error path=%s", self.path)
             self._json(500, _error(f"Splunk Web stand-in error: {err!r}"))
