@@ -48,25 +48,33 @@ class Form:
 
     def select(self, field: str, value: str) -> None:
         """Pick ``value`` (the option's value, not its label) in a single-select."""
-        self.browser.click(self._loaded_select(field))
-        option_css = f"[data-test='option'][data-test-value='{value}']"
-        option = self.browser.wait(lambda: self.browser.visible(option_css), 10, f"option {value} of {field}")[0]
-        self.browser.click(option)
+        popover = self._open_select(field)
+        option_css = f"#{popover} [data-test='option'][data-test-value='{value}']"
+        self.browser.click(self.browser.wait(lambda: self.browser.visible(option_css), 10,
+                                             f"option {value} of {field}")[0])
         self.browser.wait(lambda: self.value(field) == value, 5, f"{field} = {value}")
+        self.browser.wait(lambda: not self.browser.visible(f"#{popover} [data-test='option']"), 5,
+                          f"the options of {field} to close")
 
     def options(self, field: str) -> List[str]:
         """The values a single-select offers (opens and closes it)."""
-        self.browser.click(self._loaded_select(field))
-        options = self.browser.wait(lambda: self.browser.visible("[data-test='option']"), 10, f"options of {field}")
+        popover = self._open_select(field)
+        options = self.browser.wait(lambda: self.browser.visible(f"#{popover} [data-test='option']"), 10,
+                                    f"options of {field}")
         values = [option.get_attribute("data-test-value") for option in options]
         self.browser.driver.switch_to.active_element.send_keys(Keys.ESCAPE)
+        self.browser.wait(lambda: not self.browser.visible(f"#{popover} [data-test='option']"), 5,
+                          f"the options of {field} to close")
         return values
 
-    def _loaded_select(self, field: str) -> WebElement:
-        """A single-select whose options have loaded (``referenceName``/``endpointUrl`` ones come from REST)."""
+    def _open_select(self, field: str) -> str:
+        """Open a single-select once its options have loaded (``referenceName`` ones come from REST); returns the
+        id of its popover."""
         css = "[data-test='select'][data-test-loading='false']"
-        return self.browser.wait(lambda: self.group(field).find_elements(By.CSS_SELECTOR, css), 20,
-                                 f"the options of {field} to load")[0]
+        select = self.browser.wait(lambda: self.group(field).find_elements(By.CSS_SELECTOR, css), 20,
+                                   f"the options of {field} to load")[0]
+        self.browser.click(select)
+        return select.get_attribute("data-test-popover-id")
 
     def set_combo(self, field: str, value: str) -> None:
         box = self.group(field).find_element(By.CSS_SELECTOR, "input")
@@ -90,13 +98,17 @@ class Form:
             else:
                 self.set_text(field, str(value))
 
-    def button(self, label: str) -> WebElement:
-        # A settings tab's Save button sits below its form, outside the form's element.
-        for scope in (self.element, self.browser.driver):
-            for button in scope.find_elements(By.CSS_SELECTOR, "button"):
-                if button.is_displayed() and button.text.strip() == label:
-                    return button
-        raise AssertionError(f"no {label!r} button in {self.root_css} or on the page")
+    def button(self, label: str, timeout: float = 15.0) -> WebElement:
+        """The button labelled ``label`` (a Save button reads "Saving..." until the last save is answered)."""
+        def find() -> List[WebElement]:
+            # A settings tab's Save button sits below its form, outside the form's element.
+            for scope in (self.element, self.browser.driver):
+                found = [b for b in scope.find_elements(By.CSS_SELECTOR, "button")
+                         if b.is_displayed() and b.text.strip() == label]
+                if found:
+                    return found
+            return []
+        return self.browser.wait(find, timeout, f"a {label!r} button in {self.root_css} or on the page")[0]
 
     def errors(self) -> List[str]:
         """Messages shown: the form's error and the field messages."""
@@ -116,6 +128,10 @@ class Dialog(Form):
 
     def title(self) -> str:
         return self.element.find_element(By.CSS_SELECTOR, "[data-test='title']").text
+
+    def scroll_to_top(self) -> None:
+        body = self.element.find_element(By.CSS_SELECTOR, "[data-test='body']")
+        self.browser.driver.execute_script("arguments[0].scrollTop = 0;", body)
 
     def submit(self) -> None:
         self.browser.click(self.element.find_elements(By.CSS_SELECTOR, "[data-test='footer'] button")[-1])

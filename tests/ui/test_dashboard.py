@@ -38,6 +38,8 @@ def test_dashboard_and_each_tab_load_and_run_their_searches(browser: Browser, ui
     browser.wait(lambda: "Monitoring dashboard" in browser.text(), 60, "the dashboard")
     overview = fixed_queries(definition(ui_env, "overview_definition.json"))
     browser.wait(lambda: all(arrived(ui_env, query) for query in overview), 60, "the overview's searches")
+    # Both overview panels have rendered their (empty) results before the picture.
+    browser.wait(lambda: browser.text().count("No search results returned") >= 2, 30, "the overview panels")
     shot("dashboard")
     for title, board_file in TABS.items():
         tab = browser.wait(lambda: [t for t in browser.visible("[role='tab']") if t.text == title], 20, title)[0]

@@ -72,6 +72,7 @@ def test_new_input_dialog_offers_the_saved_accounts(inputs_page: UccPage, prepar
     assert dialog.options("delivery") == ["stream", "hec"]
     dialog.fill(fields(prepared))
     dialog.select("account", "acct_ui")
+    dialog.scroll_to_top()
     shot("new-input")
     inputs_page.browser.click(dialog.button("Cancel"))
     dialog.wait_closed()
