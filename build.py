@@ -119,7 +119,7 @@ def ensure_libmagic() -> None:
 BROWSER_PACKAGES = ("chromium", "chromium-driver")
 BROWSER_FILES = (("/usr/bin/chromium", "chromium"), ("/usr/bin/chromedriver", "chromedriver"))
 SCREENSHOTS = {"configuration.png": "setup-configuration.png", "new-input.png": "setup-new-input.png",
-               "dashboard.png": "setup-dashboard.png"}
+               "dashboard.png": "setup-dashboard.png", "dashboard-custom.png": "setup-dashboard-shards.png"}
 
 
 def ensure_browser() -> None:

@@ -92,3 +92,51 @@ def parse_sid(segments: List[str]) -> Tuple[Optional[str], str]:
     if not rest:
         return None, ""
     return rest[0], "/".join(rest[1:])
+
+
+def _hours(count: int = 24) -> List[str]:
+    """ISO times of the last ``count`` whole hours before a fixed day (what Splunk returns for ``_time``)."""
+    return [f"2026-12-05T{hour:02d}:00:00.000+00:00" for hour in range(24 - count, 24)]
+
+
+def _series(values: Dict[str, List[float]]) -> Rows:
+    times = _hours(len(next(iter(values.values()))))
+    return [dict({"_time": time_}, **{name: series[i] for name, series in values.items()})
+            for i, time_ in enumerate(times)]
+
+
+def _wave(base: float, swing: float, count: int = 24) -> List[float]:
+    return [round(base + swing * ((i * 7) % 11) / 10, 1) for i in range(count)]
+
+
+def sample_dashboard_rules() -> List[ResultRule]:
+    """Plausible results for the monitoring dashboard's searches, so its panels draw something (shapes only:
+    no search is run). Errors stay empty: a healthy add-on."""
+    def rule(search: str) -> Optional[Rows]:
+        if "eval StartDate" in search:
+            return [{"StartDate": "4 Dec 2026 12:00AM"}]
+        if "eval EndDate" in search:
+            return [{"EndDate": "5 Dec 2026 12:00AM"}]
+        if "log_level" in search or "exc_l" in search:
+            return []
+        if "action=shard_lag" in search:
+            return _series({"prod:0": _wave(0.8, 2.0), "prod:1": _wave(1.1, 1.5)})
+        if "action IN (sls_retry" in search:
+            return [{"input": "prod", "action": "sls_retry", "code": "ReadQuotaExceed", "count": "3",
+                     "last_seen": "12/05/2026 06:41:10"}]
+        if "action IN (shard_assigned" in search:
+            return [{"_time": "2026-12-05T06:00:04.000+00:00", "host": "hf1", "consumer": "splunk-hf1-prod",
+                     "action": "shard_assigned", "shard": str(shard)} for shard in (0, 1)]
+        if "license_usage.log" in search and "events_ingested" in search:
+            return _series({"Data volume": _wave(4.2e8, 1.5e8), "Number of events": _wave(6.0e5, 2.0e5)})
+        if "license_usage.log" in search:
+            return _series({"Data volume": _wave(4.2e8, 1.5e8)})
+        if "events_ingested" in search:
+            return _series({"Number of events": _wave(6.0e5, 2.0e5)})
+        if "data.pct_cpu" in search:
+            return _series({"CPU (%)": _wave(3.0, 4.0)})
+        if "data.pct_memory" in search:
+            return _series({"Memory (%)": _wave(0.6, 0.2)})
+        return None
+
+    return [rule]

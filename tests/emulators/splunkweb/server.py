@@ -9,6 +9,7 @@ import mimetypes
 import os
 import secrets
 import ssl
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -21,7 +22,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from tests.splunk_runner.runner import read_conf
 
 from .handlers import AdminHandlerRunner, HandlerResponse
-from .searches import SearchJobs, app_build_rule, parse_sid
+from .searches import SearchJobs, app_build_rule, parse_sid, sample_dashboard_rules
 from .splunkd import SplunkdForWeb
 
 logger = logging.getLogger("tests.emulators.splunkweb")
@@ -99,7 +100,7 @@ class SplunkWebStandIn:
         self.host = host
         self.port = port
         self.app_build = read_conf(os.path.join(app_dir, "default", "app.conf")).get("install", {}).get("build", "1")
-        self.search_jobs = SearchJobs([app_build_rule(self.app, self.app_build)])
+        self.search_jobs = SearchJobs([app_build_rule(self.app, self.app_build), *sample_dashboard_rules()])
         self.csrf_token = secrets.token_hex(16)
         self.exposed = self._exposed_patterns()
         self._served: List[Served] = []
@@ -328,6 +329,11 @@ class _StandInHttpServer(ThreadingHTTPServer):
     def __init__(self, address: Tuple[str, int], stand_in: SplunkWebStandIn) -> None:
         self.stand_in = stand_in
         super().__init__(address, _StandInHandler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A browser closing a kept-alive connection is normal; anything else is logged with its traceback."""
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            logger.exception("action=splunkweb_connection_error client=%s", client_address)
 
 
 class _StandInHandler(BaseHTTPRequestHandler):
