@@ -8,7 +8,7 @@ from tests.integration.harness import AK_ID, AK_SECRET, HEC_TOKEN
 
 from .browser import Browser
 from .conftest import UiEnv
-from .flows import add_account, add_hec_destination, built_global_config, expected_visible, select_values, tab_config
+from .flows import add_hec_destination, built_global_config, expected_visible, select_values, tab_config
 from .pages import UccPage
 
 ACCOUNT_CONF = "ta_aliyun_sls_account"

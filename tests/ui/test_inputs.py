@@ -3,11 +3,14 @@ running from exactly what the page saved."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from typing import Dict, Iterator, List
 
 import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
 
 from sls_forwarder.config import parse_input
 from sls_forwarder.errors import ConfigError
@@ -156,10 +159,10 @@ def test_create_an_input_with_each_delivery_mode(inputs_page: UccPage, prepared:
     assert hec["delivery"] == "hec" and hec["hec_destination"] == "hec_ui" and hec["consumer_group"] == "splunk_hec"
 
 
-def status_switch(page: UccPage, name: str):  # type: ignore[no-untyped-def]
+def status_switch(page: UccPage, name: str) -> WebElement:
     row = page.wait_row(name)
     assert row is not None
-    return row.find_element("css selector", "td[data-column='disabled'] [data-test='toggle']")
+    return row.find_element(By.CSS_SELECTOR, "td[data-column='disabled'] [data-test='toggle']")
 
 
 def test_disable_enable_clone_delete(inputs_page: UccPage, prepared: UiEnv) -> None:
@@ -180,7 +183,6 @@ def test_disable_enable_clone_delete(inputs_page: UccPage, prepared: UiEnv) -> N
 
 
 def event_ids_of_stream(events: List[dict]) -> List[str]:
-    import json
     return [json.loads(event["data"])["event_id"] for event in events]
 
 

@@ -376,7 +376,6 @@ class _StandInHandler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------------------------ routing
     def _serve(self, method: str) -> None:
-        stand_in = self.server.stand_in
         split = urlsplit(self.path)
         path = split.path
         length = int(self.headers.get("Content-Length") or 0)
