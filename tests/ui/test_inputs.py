@@ -142,8 +142,12 @@ def stored(env: UiEnv, name: str) -> Dict[str, str]:
     return stanza
 
 
+# Optional fields the stream input sets, and what the delivered events must then show.
+STREAM_OPTIONS = {"event_source": "sls:ui-test", "host_field": "event.acsRegion", "json_fields": "event"}
+
+
 def test_create_an_input_with_each_delivery_mode(inputs_page: UccPage, prepared: UiEnv, shot) -> None:  # type: ignore[no-untyped-def]
-    dialog = new_input(inputs_page, prepared)
+    dialog = new_input(inputs_page, prepared, **STREAM_OPTIONS)
     dialog.submit()
     dialog.wait_closed(60)
     inputs_page.wait_row("in_stream")
@@ -201,5 +205,9 @@ def test_the_modular_input_runs_from_what_the_pages_saved(prepared: UiEnv) -> No
         hec.terminate()
     assert len(set(event_ids_of_stream(events))) == EVENTS, stream.stderr_text()[-3000:]
     assert {event["index"] for event in events} == {"main"}
+    assert {event["source"] for event in events} == {STREAM_OPTIONS["event_source"]}
+    bodies = [json.loads(event["data"]) for event in events]
+    assert all(event["host"] == body["event.acsRegion"] for event, body in zip(events, bodies))
+    assert all(isinstance(body["event"], dict) for body in bodies), "json_fields did not embed the event"
     assert stream.protocol_errors == []
     assert len({event["event"]["event_id"] for event in prepared.hec.events()}) == EVENTS
