@@ -76,17 +76,23 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(autouse=True)
 def no_page_errors(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Every browser test ends with no console error and no failed request beyond those it accounted for."""
-    yield
+    """Every browser test ends with no console error and no failed request beyond those it accounted for, and the
+    stand-in answered no request with a server error (also those the browser gave up on)."""
     if "browser" not in request.fixturenames:
+        yield
         return
+    env: UiEnv = request.getfixturevalue("ui_env")
+    served_before = len(env.web.served())
+    yield
     session: Browser = request.getfixturevalue("browser")
     errors, failed = session.console_errors(), session.failed_requests()
     session.console.clear()
     session.responses.clear()
     session.failures.clear()
+    server_errors = [f"{s.method} {s.path} -> {s.status}" for s in env.web.served()[served_before:] if s.status >= 500]
     assert not errors, f"browser console errors: {errors}"
     assert not failed, f"failed requests: {failed}"
+    assert not server_errors, f"the stand-in answered with server errors: {server_errors}"
 
 
 @pytest.fixture
