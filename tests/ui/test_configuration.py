@@ -166,3 +166,25 @@ def test_logging_level(configuration: UccPage, ui_env: UiEnv, level: str) -> Non
     form.select("loglevel", level)
     configuration.browser.click(form.button("Save"))
     wait_saved(configuration.browser, ui_env, "logging", {"loglevel": level})
+
+
+def regex_validators(global_config: dict) -> list:
+    """(where, pattern) of every regex validator of the Configuration tabs and the input services."""
+    entities = [(f"configuration/{tab['name']}", entity)
+                for tab in global_config["pages"]["configuration"]["tabs"] for entity in tab.get("entity", [])]
+    entities += [(f"inputs/{service['name']}", entity)
+                 for service in global_config["pages"].get("inputs", {}).get("services", [])
+                 for entity in service.get("entity", [])]
+    return [(f"{where}.{entity['field']}", validator["pattern"]) for where, entity in entities
+            for validator in entity.get("validators", []) if validator.get("type") == "regex"]
+
+
+def test_every_regex_validator_compiles_in_the_browser(configuration: UccPage, ui_env: UiEnv) -> None:
+    """The dialogs build ``new RegExp(pattern)``; ucc-gen checks the patterns with Python's ``re`` only, so a
+    Python-only construct (``(?P<name>...)``, ``(?i)``) passes the build and breaks the dialog."""
+    validators = regex_validators(built_global_config(ui_env.web.app_dir))
+    assert validators
+    broken = configuration.browser.driver.execute_script(
+        "return arguments[0].filter(function (v) { try { new RegExp(v[1]); return false; }"
+        " catch (e) { return true; } }).map(function (v) { return v[0] + ': ' + v[1]; });", validators)
+    assert broken == [], f"regex validators the browser cannot compile: {broken}"
