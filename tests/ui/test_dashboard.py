@@ -54,6 +54,11 @@ def test_dashboard_and_each_tab_load_and_run_their_searches(browser: Browser, ui
     browser.open(ui_env.web.page_url("dashboard"))
     browser.wait(lambda: "Monitoring dashboard" in browser.text(), 60, "the dashboard")
     overview = fixed_queries(definition(ui_env, "overview_definition.json"))
+    # License usage is found by sourcetype: the events' source is sls:<project>:<logstore>, not the input's name,
+    # so UCC's default condition (s IN (<input>*)) would leave the volume panels empty.
+    license_searches = [query for query in overview if "license_usage.log" in query]
+    assert license_searches and all('st IN ("aliyun:sls","aliyun:actiontrail",' in query
+                                    for query in license_searches), license_searches
     browser.wait(lambda: all(arrived(ui_env, query) for query in overview), 60, "the overview's searches")
     # Both overview panels have rendered their (empty) results before the picture.
     browser.wait(lambda: "4 Dec 2026 12:00AM" in browser.text(), 30, "the overview's time range label")

@@ -143,7 +143,10 @@ def stored(env: UiEnv, name: str) -> Dict[str, str]:
 
 
 # Optional fields the stream input sets, and what the delivered events must then show.
-STREAM_OPTIONS = {"event_source": "sls:ui-test", "host_field": "event.acsRegion", "json_fields": "event"}
+# The stream input names the generic sourcetype, so the host and JSON fields the page sets shape its events; the HEC
+# input keeps the page's default, auto, which routes the ActionTrail data to aliyun:actiontrail.
+STREAM_OPTIONS = {"event_source": "sls:ui-test", "host_field": "event.acsRegion", "json_fields": "event",
+                  "sourcetype": "aliyun:sls"}
 
 
 def test_create_an_input_with_each_delivery_mode(inputs_page: UccPage, prepared: UiEnv, shot) -> None:  # type: ignore[no-untyped-def]
@@ -210,4 +213,7 @@ def test_the_modular_input_runs_from_what_the_pages_saved(prepared: UiEnv) -> No
     assert all(event["host"] == body["event.acsRegion"] for event, body in zip(events, bodies))
     assert all(isinstance(body["event"], dict) for body in bodies), "json_fields did not embed the event"
     assert stream.protocol_errors == []
-    assert len({event["event"]["event_id"] for event in prepared.hec.events()}) == EVENTS
+    assert {event["sourcetype"] for event in events} == {"aliyun:sls"}
+    hec_events = prepared.hec.events()
+    assert {event["sourcetype"] for event in hec_events} == {"aliyun:actiontrail"}
+    assert len({event["event"]["eventId"] for event in hec_events}) == EVENTS
