@@ -6,6 +6,7 @@
     python3 build.py test --reliability   the fault-injection scenarios with their summary table
     python3 build.py bench [--quick] throughput table (bench/results/)
     python3 build.py demo            SLS + HEC emulators and the built add-on, with a live progress line
+    python3 build.py screenshots     the setup pages in headless Chromium -> docs/images/*.png (README pictures)
 
 Everything it creates lives under build/ and dist/; the source tree is never modified (UCC rewrites
 globalConfig.json, so the build runs on a copy).
@@ -113,6 +114,32 @@ def ensure_libmagic() -> None:
         run(["apt-get", "install", "-y", "-q", "libmagic1"], quiet=True, env={"DEBIAN_FRONTEND": "noninteractive"})
         return
     fail("AppInspect needs libmagic; install it (Debian/Ubuntu: apt-get install libmagic1; macOS: brew install libmagic)")
+
+
+BROWSER_PACKAGES = ("chromium", "chromium-driver")
+BROWSER_FILES = (("/usr/bin/chromium", "chromium"), ("/usr/bin/chromedriver", "chromedriver"))
+SCREENSHOTS = {"configuration.png": "setup-configuration.png", "new-input.png": "setup-new-input.png",
+               "dashboard.png": "setup-dashboard.png", "dashboard-custom.png": "setup-dashboard-shards.png"}
+
+
+def ensure_browser() -> None:
+    """The browser tests drive Debian's headless Chromium and its driver; install them with apt-get when missing."""
+    if all(os.path.exists(path) or shutil.which(name) for path, name in BROWSER_FILES):
+        return
+    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        say(f"installing {' '.join(BROWSER_PACKAGES)} for the browser tests (about a minute)")
+        run(["apt-get", "update", "-q"], quiet=True)
+        run(["apt-get", "install", "-y", "-q", *BROWSER_PACKAGES], quiet=True, env={"DEBIAN_FRONTEND": "noninteractive"})
+        return
+    fail("the browser tests need Chromium and chromedriver; install them "
+         f"(Debian/Ubuntu: apt-get install {' '.join(BROWSER_PACKAGES)})")
+
+
+def runs_browser_tests(pytest_args: Sequence[str]) -> bool:
+    """True when the selected tests include tests/ui (no path given means the whole suite)."""
+    paths = [arg for arg in pytest_args if not arg.startswith("-")]
+    return not paths or any(os.path.normpath(path.split("::")[0]) in ("tests", os.path.join("tests", "ui"))
+                            or path.startswith(os.path.join("tests", "ui")) for path in paths)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -289,15 +316,21 @@ def unpack_for_tests(package: str, folder: str = "test-app") -> str:
     return os.path.join(apps, APP_ID)
 
 
-def cmd_test(args: argparse.Namespace) -> None:
-    python = test_python()
+def tested_package() -> str:
     version = addon_version()
     if package_is_current(version):
         package = package_path(version)
         say(f"testing {os.path.relpath(package, ROOT)}")
-    else:
-        say("the package is missing or older than the source: building it first (AppInspect runs with `build.py`)")
-        package = build_package()
+        return package
+    say("the package is missing or older than the source: building it first (AppInspect runs with `build.py`)")
+    return build_package()
+
+
+def cmd_test(args: argparse.Namespace) -> None:
+    python = test_python()
+    package = tested_package()
+    if not args.reliability and runs_browser_tests(args.pytest_args):
+        ensure_browser()
     env = {"TA_ALIYUN_SLS_APP": unpack_for_tests(package), "REQUIRE_BUILT_APP": "1"}
     pytest_args = ["-p", "no:cacheprovider", "-q", "-ra"]
     if args.full:
@@ -317,6 +350,28 @@ def cmd_test(args: argparse.Namespace) -> None:
     if proc.returncode == 5:
         fail("pytest collected no tests")
     sys.exit(proc.returncode)
+
+
+def cmd_screenshots(_args: argparse.Namespace) -> None:
+    """Run the browser tests (they save screenshots) and copy the README's pictures into docs/images."""
+    python = test_python()
+    package = tested_package()
+    ensure_browser()
+    shots = os.path.join(BUILD, "ui-screenshots")
+    shutil.rmtree(shots, ignore_errors=True)
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", TA_ALIYUN_SLS_APP=unpack_for_tests(package),
+               REQUIRE_BUILT_APP="1", UI_SCREENSHOTS=shots)
+    proc = subprocess.run([python, "-m", "pytest", "-p", "no:cacheprovider", "-q", "tests/ui"], cwd=ROOT, env=env)
+    missing = [name for name in SCREENSHOTS if not os.path.exists(os.path.join(shots, name))]
+    if missing:
+        fail(f"the browser tests saved no {', '.join(missing)} (see the failures above)")
+    images = os.path.join(ROOT, "docs", "images")
+    os.makedirs(images, exist_ok=True)
+    for name, target in SCREENSHOTS.items():
+        shutil.copyfile(os.path.join(shots, name), os.path.join(images, target))
+        say(f"docs/images/{target}")
+    if proc.returncode != 0:
+        say("WARNING: some browser tests failed (above); the pictures show the pages as they are")
 
 
 def print_reliability_summary(path: str) -> None:
@@ -367,8 +422,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     bench.add_argument("bench_args", nargs="*", help="extra arguments for bench.run (after --)")
     demo = commands.add_parser("demo", help="SLS and HEC emulators with the built add-on, no account needed")
     demo.add_argument("demo_args", nargs="*", help="extra arguments for the demo (after --)")
+    commands.add_parser("screenshots", help="regenerate the README pictures of the setup pages (docs/images)")
     args = parser.parse_args(argv)
-    handlers = {None: cmd_build, "build": cmd_build, "test": cmd_test, "bench": cmd_bench, "demo": cmd_demo}
+    handlers = {None: cmd_build, "build": cmd_build, "test": cmd_test, "bench": cmd_bench, "demo": cmd_demo,
+                "screenshots": cmd_screenshots}
     handlers[args.command](args)
 
 

@@ -26,9 +26,10 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Dict, List, Optional, Set
 
-# The data set gives every log a unique event_id; JSON-in-a-string values escape their quotes, so this key
-# matches exactly once per envelope (stream XML leaves quotes alone, so the same pattern counts the stream too).
-EVENT_ID = re.compile(rb'"event_id":\s*"([^"\\]+)"')
+# The data set gives every log a unique event_id (the record's eventId in normalised ActionTrail events); JSON-in-a-
+# string values escape their quotes, so this key matches exactly once per envelope (stream XML leaves quotes alone,
+# so the same pattern counts the stream too).
+EVENT_ID = re.compile(rb'"(?:event_id|eventId)":\s*"([^"\\]+)"')
 EVENT_PATHS = ("/services/collector", "/services/collector/event", "/services/collector/event/1.0")
 ACK_PATHS = ("/services/collector/ack", "/services/collector/ack/1.0")
 HEALTH_PATHS = ("/services/collector/health", "/services/collector/health/1.0")

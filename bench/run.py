@@ -1,4 +1,5 @@
-"""Throughput table: the built add-on (stream, HEC, HEC with ack, workers=2) against the SDK's reference consumer.
+"""Throughput table: the built add-on (stream, HEC, HEC with ack, workers=2, sourcetype auto on ActionTrail) against
+the SDK's reference consumer.
 
     python3 build.py bench [--quick] [-- --size-mb 50 --only stream,reference ...]
     TA_ALIYUN_SLS_APP=<built app> python -m bench.run [--quick] [options]   (from the repository root)
@@ -39,9 +40,12 @@ HEC_TOKEN = "aaaaaaaa-1111-2222-3333-444444444444"
 HEC_ACK_TOKEN = "bbbbbbbb-1111-2222-3333-444444444444"
 PROJECT = "audit-prod"
 LOGSTORE = "actiontrail"
+ACTIONTRAIL_LOGSTORE = "actiontrail_bench"  # shape-A ActionTrail for the aliyun:actiontrail contender
+# Issue 11: normalising ActionTrail must keep at least this share of the generic path's MB per CPU-second.
+ACTIONTRAIL_FLOOR = 0.5
 SAMPLE_INTERVAL = 0.1       # seconds between samples of the process tree and of the delivery count
 STOP_TIMEOUT = 60.0         # SIGTERM grace period before SIGKILL
-ALL_CONTENDERS = ("stream", "hec", "hec_ack", "workers2", "reference")
+ALL_CONTENDERS = ("stream", "actiontrail", "hec", "hec_ack", "workers2", "reference")
 
 
 @dataclass(frozen=True)
@@ -248,11 +252,12 @@ def stop_process(process: "subprocess.Popen[bytes]") -> Tuple[int, bool, float]:
 class SlsServer:
     """bench/sls_server.py in its own process."""
 
-    def __init__(self, size_mb: float, shards: int) -> None:
+    def __init__(self, size_mb: float, shards: int, actiontrail_logstore: str = "") -> None:
+        extra = ["--actiontrail-logstore", actiontrail_logstore] if actiontrail_logstore else []
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bench.sls_server", "--access-key-id", AK_ID, "--access-key-secret", AK_SECRET,
-             "--project", PROJECT, "--logstore", LOGSTORE, "--shards", str(shards), "--size-mb", str(size_mb)],
-            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             "--project", PROJECT, "--logstore", LOGSTORE, "--shards", str(shards), "--size-mb", str(size_mb),
+             *extra], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         line = self.process.stdout.readline() if self.process.stdout else ""
         if not line:
             raise RuntimeError("the SLS emulator process exited before loading the data set")
@@ -267,8 +272,8 @@ class SlsServer:
             self.process.stdin.flush()
             return json.loads(self.process.stdout.readline())
 
-    def checkpointed(self, group: str) -> bool:
-        return bool(self.ask("checkpointed " + group)["done"])
+    def checkpointed(self, group: str, logstore: str = LOGSTORE) -> bool:
+        return bool(self.ask("checkpointed %s %s" % (group, logstore))["done"])
 
     def close(self) -> None:
         if self.process.poll() is None and self.process.stdin is not None:
@@ -322,6 +327,10 @@ class Contender:
     label: str
     params: Dict[str, str]          # add-on stanza overrides; empty for the reference
 
+    @property
+    def logstore(self) -> str:
+        return self.params.get("logstore", LOGSTORE)
+
 
 def contenders(workers_delivery: str) -> List[Contender]:
     workers_params = {"delivery": workers_delivery, "workers": "2"}
@@ -329,6 +338,8 @@ def contenders(workers_delivery: str) -> List[Contender]:
         workers_params["hec_destination"] = "bench_noack"
     return [
         Contender("stream", "add-on, stream", {"delivery": "stream"}),
+        Contender("actiontrail", "add-on, stream, auto -> aliyun:actiontrail", {
+            "delivery": "stream", "sourcetype": "auto", "logstore": ACTIONTRAIL_LOGSTORE}),
         Contender("hec", "add-on, HEC, no ack", {"delivery": "hec", "hec_destination": "bench_noack"}),
         Contender("hec_ack", "add-on, HEC, ack", {"delivery": "hec", "hec_destination": "bench_ack"}),
         Contender("workers2", "add-on, workers=2 (%s)" % workers_delivery, workers_params),
@@ -353,12 +364,16 @@ class Bench:
         self.run_id = time.strftime("%H%M%S")
 
     def __enter__(self) -> "Bench":
-        say("loading %.0f MB into the SLS emulator (%d shards)" % (self.mode.size_mb, self.args.shards))
-        self.sls = SlsServer(self.mode.size_mb, self.args.shards)
+        with_actiontrail = "actiontrail" in self.args.only.split(",")
+        say("loading %.0f MB%s into the SLS emulator (%d shards)" % (
+            self.mode.size_mb, " x 2 (generic, ActionTrail shape A)" if with_actiontrail else "", self.args.shards))
+        self.sls = SlsServer(self.mode.size_mb, self.args.shards, ACTIONTRAIL_LOGSTORE if with_actiontrail else "")
         self.expected = int(self.sls.info["events"])
         self.raw_bytes = int(self.sls.info["raw_bytes"])
-        say("loaded %d events, %.1f MB raw, %d log groups in %.1f s"
-            % (self.expected, self.raw_bytes / 1e6, self.sls.info["log_groups"], self.sls.info["load_seconds"]))
+        for name, loaded in self.sls.info["logstores"].items():
+            say("loaded %s: %d %s events, %.1f MB raw, %d log groups" % (
+                name, loaded["events"], loaded["kind"], loaded["raw_bytes"] / 1e6, loaded["log_groups"]))
+        say("loading took %.1f s" % self.sls.info["load_seconds"])
         self.hec = HecSink()
         self.splunkd = SplunkdDouble(confs=app_default_confs(self.app_dir), server_name="hf1")
         self.splunkd.start()
@@ -384,6 +399,12 @@ class Bench:
     def bytes_per_event(self) -> float:
         return self.raw_bytes / self.expected
 
+    def data_of(self, contender: Contender) -> Tuple[int, float]:
+        """(events, raw bytes per event) of the contender's logstore."""
+        assert self.sls is not None
+        loaded = self.sls.info["logstores"][contender.logstore]
+        return int(loaded["events"]), loaded["raw_bytes"] / loaded["events"]
+
     # -------------------------------------------------------------------------------------- add-on
     def addon_params(self, contender: Contender, group: str) -> Dict[str, str]:
         assert self.sls is not None
@@ -397,8 +418,8 @@ class Bench:
 
     def run_addon(self, contender: Contender) -> Result:
         assert self.runner is not None and self.splunkd is not None and self.hec is not None and self.sls is not None
-        result = Result(contender.key, contender.label, events_expected=self.expected,
-                        python=python_version(self.python))
+        expected, bytes_per_event = self.data_of(contender)
+        result = Result(contender.key, contender.label, events_expected=expected, python=python_version(self.python))
         if contender.key == "workers2" and not os.path.isfile(
                 os.path.join(self.app_dir, "bin", "sls_forwarder", "workers.py")):
             result.status = "not available"
@@ -421,12 +442,12 @@ class Bench:
         process.stdin.close()
         counts = stdout.counts if contender.params.get("delivery") == "stream" else self.hec.counts
         try:
-            window = monitor(process, counts, self.expected, started, sampler, cap=None, timeout=self.mode.timeout,
-                             checkpointed=lambda: self.sls.checkpointed(group))  # type: ignore[union-attr]
+            window = monitor(process, counts, expected, started, sampler, cap=None, timeout=self.mode.timeout,
+                             checkpointed=lambda: self.sls.checkpointed(group, contender.logstore))  # type: ignore
         finally:
             result.exit_code, killed, result.stop_s = stop_process(process)
             stdout.join(10)
-        self.fill(result, window, sampler)
+        self.fill(result, window, sampler, bytes_per_event)
         if killed:
             result.notes.append("did not stop within %.0f s of SIGTERM (killed)" % STOP_TIMEOUT)
         if contender.params.get("delivery") != "stream" and stdout.counts()[0]:
@@ -438,7 +459,7 @@ class Bench:
             result.status = "failed" if window.outcome == "exited" or not window.distinct else "partial"
             result.reason = "%s after %.0f s with %d of %d events" % (
                 "exited (code %s)" % process.returncode if window.outcome == "exited" else "timed out",
-                window.wall_s, window.distinct, self.expected)
+                window.wall_s, window.distinct, expected)
             if contender.key == "workers2" and not window.distinct:
                 result.status = "not available"
             result.reason += "; stderr/log tail: " + self.failure_tail(name, stderr)
@@ -495,11 +516,12 @@ class Bench:
         return result
 
     # ------------------------------------------------------------------------------------- figures
-    def fill(self, result: Result, window: Window, sampler: TreeSampler) -> None:
+    def fill(self, result: Result, window: Window, sampler: TreeSampler,
+             bytes_per_event: Optional[float] = None) -> None:
         result.events_received = window.events
         result.events_distinct = window.distinct
         result.duplicates = window.events - window.distinct
-        result.raw_mb = window.distinct * self.bytes_per_event / 1e6
+        result.raw_mb = window.distinct * (bytes_per_event or self.bytes_per_event) / 1e6
         result.wall_s = window.wall_s
         result.cpu_s = window.cpu_s
         result.startup_s = window.first_event_s
@@ -631,6 +653,18 @@ def notes_for(results: List[Result], report: Dict[str, Any]) -> List[str]:
                  "and driver run in other processes and are not counted.")
     notes.append("add-on on Python %s; reference on Python %s (the test venv, where the SDK is installed)"
                  % (report["addon_python"], report["machine"]["driver_python"]))
+    normalised = next((r for r in results if r.key == "actiontrail" and r.status == "ok"), None)
+    generic = next((r for r in results if r.key == "stream" and r.status == "ok"), None)
+    if normalised is not None:
+        notes.append("add-on, stream, auto -> aliyun:actiontrail: its own data set of the same size, ActionTrail as a "
+                     "trail delivers it (shape A: the record as JSON text in `event`, %.0f raw bytes per event), "
+                     "normalised (parsed, key fields first, sls provenance)" % (
+                         normalised.raw_mb * 1e6 / normalised.events_distinct if normalised.events_distinct else 0))
+    if normalised is not None and generic is not None and generic.mb_per_cpu_s:
+        share = normalised.mb_per_cpu_s / generic.mb_per_cpu_s
+        notes.append("aliyun:actiontrail reaches %.0f%% of the generic stream path's MB/CPU-s in this run "
+                     "(issue 11 requires at least %.0f%%): %s" % (100 * share, 100 * ACTIONTRAIL_FLOOR,
+                                                                   "met" if share >= ACTIONTRAIL_FLOOR else "NOT MET"))
     return notes
 
 

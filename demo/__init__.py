@@ -4,10 +4,12 @@
     python3 build.py demo -- --size-mb 200 --shards 8
     TA_ALIYUN_SLS_APP=<built app> python -m demo [options]   (from the repository root)
 
-It starts, on 127.0.0.1 only: the SLS emulator loaded with a realistic data set (ActionTrail audit events, OSS and
-SLB access logs), a splunkd double holding the add-on's configuration (account, HEC destination), and a HEC
-emulator. Then it runs the BUILT add-on's modular input exactly as splunkd would launch it, first delivering as an
-XML event stream, then over HEC, with a live progress line, and ends with a summary of what arrived.
+It starts, on 127.0.0.1 only: the SLS emulator loaded with a realistic data set (by default every source the add-on
+routes: ActionTrail in its three shapes, WAF 3.0, OSS, SLB, Security Center alerts, Cloud Firewall traffic and an
+application log), a splunkd double holding the add-on's configuration (account, HEC destination), and a HEC
+emulator. Then it runs the BUILT add-on's modular input exactly as splunkd would launch it, with sourcetype
+``auto``, first delivering as an XML event stream, then over HEC, with a live progress line, and ends with a
+summary of what arrived, per sourcetype.
 """
 
 from __future__ import annotations
@@ -43,9 +45,11 @@ MODES = ("stream", "hec")
 POLL_INTERVAL = 0.5         # seconds between progress updates
 PLAIN_PROGRESS_EVERY = 5.0  # without a terminal, one progress line per this many seconds
 MB = 1024 * 1024
-KIND_NAMES = {"mixed": "ActionTrail audit events, OSS and SLB access logs (with non-UTF-8 values and 256 KB events)",
-              "actiontrail": "ActionTrail audit events", "oss_access": "OSS access logs",
-              "slb_access": "SLB access logs"}
+KIND_NAMES = {"soc_mixed": "ActionTrail (3 shapes), WAF 3.0, OSS, SLB, Security Center, Cloud Firewall and app logs",
+              "mixed": "ActionTrail audit events, OSS and SLB access logs (with non-UTF-8 values and 256 KB events)",
+              "actiontrail": "ActionTrail audit events", "actiontrail_json": "ActionTrail as a trail delivers it",
+              "oss_access": "OSS access logs", "slb_access": "SLB access logs", "waf": "WAF 3.0 logs",
+              "sas_alert": "Security Center alerts", "cloudfirewall": "Cloud Firewall traffic logs"}
 
 
 @dataclass
@@ -65,6 +69,7 @@ class ModeResult:
     log_file: str = ""
     stderr_file: str = ""
     sample: Optional[Dict[str, Any]] = None
+    sourcetypes: Dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -127,6 +132,7 @@ class Tally:
         self.expected = expected
         self._body_of = body_of
         self.counts: Dict[str, int] = {}
+        self.sourcetypes: Dict[str, int] = {}
         self.total = 0
         self.bytes = 0
         self.sample: Optional[Dict[str, Any]] = None
@@ -134,11 +140,15 @@ class Tally:
     def update(self, events: List[Dict[str, Any]]) -> None:
         for event in events[self.total:]:
             body, size = self._body_of(event)
-            event_id = str(body.get("event_id"))
+            # Normalised ActionTrail events are the record itself: its eventId is the generator's event id.
+            event_id = str(body.get("event_id") or body.get("eventId"))
             self.counts[event_id] = self.counts.get(event_id, 0) + 1
             self.bytes += size
-            if self.sample is None:
-                self.sample = event
+            sourcetype = str(event.get("sourcetype"))
+            self.sourcetypes[sourcetype] = self.sourcetypes.get(sourcetype, 0) + 1
+            if self.sample is None or (sourcetype == "aliyun:actiontrail" and
+                                       self.sample.get("sourcetype") != sourcetype):
+                self.sample = event  # an ActionTrail event shows the normalisation best
         self.total = max(self.total, len(events))
 
     @property
@@ -159,8 +169,9 @@ def _hec_body(event: Dict[str, Any]) -> Tuple[Dict[str, Any], int]:
 class DemoWorld:
     """The emulators, the add-on's configuration in the splunkd double, and a splunkd-like runner."""
 
-    def __init__(self, app_dir: str, python: str, workdir: str, hec_ack: bool) -> None:
+    def __init__(self, app_dir: str, python: str, workdir: str, hec_ack: bool, sourcetype: str = "auto") -> None:
         self.workdir = workdir
+        self.sourcetype = sourcetype
         # A rerun in the same work dir must run the current build and start without old locks.
         for leftover in ("splunk-home", "checkpoints"):
             shutil.rmtree(os.path.join(workdir, leftover), ignore_errors=True)
@@ -215,8 +226,7 @@ class DemoWorld:
         """The input stanza (what an admin would save on the Inputs page), plus short demo intervals."""
         params = {"account": ACCOUNT, "endpoint": f"http://127.0.0.1:{self.sls.port}", "project": PROJECT,
                   "logstore": LOGSTORE, "consumer_group": f"splunk_{mode}", "start_position": "begin",
-                  "delivery": mode, "index": "aliyun", "sourcetype": "aliyun:sls", "json_fields": "event",
-                  "interval": "60",
+                  "delivery": mode, "index": "aliyun", "sourcetype": self.sourcetype, "interval": "60",
                   # Not on the setup page: shorter heartbeats and checkpoints so a one-minute demo settles fast.
                   "heartbeat_interval": "2", "checkpoint_interval": "1", "idle_poll_max": "0.5"}
         if mode == "hec":
@@ -267,6 +277,7 @@ class DemoWorld:
         result.delivered_mb = tally.bytes / MB
         result.checkpoints_at_end = self.checkpoints_at_end(params["consumer_group"])
         result.sample = tally.sample
+        result.sourcetypes = dict(sorted(tally.sourcetypes.items()))
         return result
 
 
@@ -304,7 +315,12 @@ def render_summary(result: DemoResult, world: DemoWorld) -> str:
         rate = mode.delivered_mb / mode.seconds if mode.seconds else 0.0
         lines.append(f"  {mode.mode:<8}{mode.put:>9,}{mode.delivered:>11,}{mode.missing:>9,}{mode.duplicates:>12,}"
                      f"{mode.seconds:>9.1f}{rate:>7.1f}  {'at the end' if mode.checkpoints_at_end else 'BEHIND'}")
+    for mode in result.modes:
+        lines.append(f"  {mode.mode:<8}by sourcetype: " + ", ".join(
+            f"{sourcetype} {count:,}" for sourcetype, count in mode.sourcetypes.items()))
     lines += ["",
+              "  sourcetype auto: each log goes to its source's sourcetype (README, Sourcetype routing); ActionTrail",
+              "          arrives as the record itself, key fields first, with its SLS provenance in a trailing \"sls\".",
               "  stream: the input writes <stream><event> XML to stdout and splunkd indexes it; a shard's checkpoint",
               "          moves once the batch is flushed to splunkd.",
               "  hec:    the input POSTs to an HTTP Event Collector; with indexer acknowledgement the checkpoint",
@@ -348,7 +364,10 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--size-mb", type=float, default=30.0, help="data set size in MB (default 30)")
     parser.add_argument("--events", type=int, default=0, help="exact number of events (overrides --size-mb)")
     parser.add_argument("--shards", type=int, default=4, help="shards of the logstore (default 4)")
-    parser.add_argument("--kind", choices=sorted(KIND_NAMES), default="mixed", help="data set kind (default mixed)")
+    parser.add_argument("--kind", choices=sorted(KIND_NAMES), default="soc_mixed",
+                        help="data set kind (default soc_mixed: every routed source)")
+    parser.add_argument("--sourcetype", default="auto",
+                        help="the input's sourcetype (default auto; e.g. aliyun:sls for the generic format only)")
     parser.add_argument("--modes", default=",".join(MODES), help="delivery modes to run, in order (stream,hec)")
     parser.add_argument("--python", default="", help="Splunk Python to run the add-on with: 3.9 or 3.13 "
                                                      "(default the newest found)")
@@ -394,7 +413,7 @@ def main(argv: Optional[Sequence[str]] = None, out: TextIO = sys.stdout) -> int:
         spec = dataclasses.replace(spec, non_utf8_every=97, large_every=2000)
     progress = Progress(out)
     out.write(f"TA-aliyun-sls demo: the built add-on at {app_dir}\n  under Python {label}, work dir {workdir}\n")
-    with DemoWorld(app_dir, python, workdir, args.hec_ack) as world:
+    with DemoWorld(app_dir, python, workdir, args.hec_ack, args.sourcetype) as world:
         result = DemoResult(spec=spec, shards=args.shards, sls_mb=world.load(spec, args.shards, progress),
                             python=f"Python {label} ({python})")
         for mode in args.modes:

@@ -27,6 +27,14 @@ def test_a_tiny_demo_delivers_everything_in_both_modes(tmp_path: Path) -> None:
         assert (put, delivered, missing, duplicates) == ("400", "400", "0", "0"), (mode, output[-3000:])
         assert checkpoints.strip() == "at the end", (mode, checkpoints)
     assert "Every event arrived" in output
+    # The default data set holds every routed source, and the input runs with sourcetype auto.
+    for mode in ("stream", "hec"):
+        line = re.search(r"^\s+%s\s+by sourcetype: (.+)$" % mode, output, re.M)
+        assert line is not None, output[-3000:]
+        counts = dict(re.findall(r"(aliyun:[a-z:]+) ([\d,]+)", line.group(1)))
+        assert set(counts) == {"aliyun:actiontrail", "aliyun:waf", "aliyun:oss:access", "aliyun:slb:access",
+                               "aliyun:sas:alert", "aliyun:cloudfirewall", "aliyun:sls"}, line.group(0)
+        assert sum(int(count.replace(",", "")) for count in counts.values()) == 400
     for name in ("demo_stream", "demo_hec"):
         log = tmp_path / "splunk-home" / "var" / "log" / "splunk" / f"ta-aliyun-sls_{name}.log"
         assert str(log) in output and log.is_file(), log

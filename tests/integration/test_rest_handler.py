@@ -2,8 +2,8 @@
 
 splunkd runs each UCC-generated ``bin/ta_aliyun_sls_rh_*.py``, which hands its handler class (for the inputs page
 ``ta_aliyun_sls_validation.InputHandler``) to ``splunk.admin.init``. ``splunk.admin`` is Splunk-private Python that does not exist outside Splunk, so each test
-runs that script as ``__main__`` under a Splunk Python with a minimal fake ``splunk`` package on its ``sys.path``:
-its ``admin.init`` plays splunkd's dispatcher for one create or edit request. The live check inside goes to the
+runs that script as ``__main__`` under a Splunk Python with the Splunk Web stand-in's ``splunk.admin`` shim
+(tests/emulators/splunkweb/shim) on its ``sys.path``: its ``admin.init`` plays splunkd's dispatcher for one request. The live check inside goes to the
 SLS emulator and the splunkd double, as in production. The base class's create/edit would write inputs.conf
 through splunkd's ``data/inputs`` endpoint, which the double does not serve, so the driver records that they were
 reached instead.
@@ -18,6 +18,8 @@ from typing import Any, Dict, Iterator, Optional
 
 import pytest
 
+from tests.emulators.splunkweb.handlers import SHIM_DIR
+
 from .harness import AK_ID, AK_SECRET, PROJECT, PYTHONS, AddonEnv
 
 # The source tree's core (tests/conftest.py puts package/bin on sys.path), to compute the expected sentence.
@@ -25,73 +27,15 @@ from sls_forwarder.config import parse_input
 from sls_forwarder.errors import ConfigError
 from sls_forwarder.modinput import explain
 
-FAKE_SPLUNK_INIT = '"""Stand-in for Splunk\'s private Python package (tests only)."""\n'
-
-FAKE_SPLUNK_ADMIN = '''"""Stand-in for splunk.admin: what splunktaucclib's AdminExternalHandler and the UCC script use, no more."""
-import json
-import os
-
-ACTION_CREATE, ACTION_LIST, ACTION_EDIT, ACTION_REMOVE = 1, 2, 4, 8
-CONTEXT_APP_ONLY = 1
-EAI_ENTRY_ACL = "eai:acl"
-ACTIONS = {"create": ACTION_CREATE, "edit": ACTION_EDIT}
-
-
-class ArgValidationException(Exception):
-    """What a handler raises to make splunkd answer 400 with the message."""
-
-
-class _SupportedArgs:
-    def __init__(self):
-        self.required, self.optional = [], []
-
-    def addReqArg(self, name):
-        self.required.append(name)
-
-    def addOptArg(self, name):
-        self.optional.append(name)
-
-
-class _CallerArgs:
-    def __init__(self, stanza_id, data):
-        self.id = stanza_id
-        self.data = {key: [value] for key, value in data.items()}  # splunkd passes every argument as a list
-
-
-class MConfigHandler:
-    def __init__(self, request):
-        self.requestedAction = ACTIONS[request["action"]]
-        self.callerArgs = _CallerArgs(request["id"], request["data"])
-        self.supportedArgs = _SupportedArgs()
-        self._session_key = request["session_key"]
-
-    def getSessionKey(self):
-        return self._session_key
-
-
-def init(handler_class, ctxInfo):
-    """splunkd's dispatcher for one request read from $FAKE_SPLUNK_REQUEST: construct, setup, handle."""
-    with open(os.environ["FAKE_SPLUNK_REQUEST"]) as handle:
-        request = json.load(handle)
-    handler = handler_class(request)
-    handler.setup()
-    conf_info = {}
-    if request["action"] == "create":
-        handler.handleCreate(conf_info)
-    else:
-        handler.handleEdit(conf_info)
-'''
-
-DRIVER = '''"""Run a UCC-generated REST handler script as __main__, as splunkd does; write the outcome as JSON."""
+DRIVER = '''"""Run a UCC-generated REST handler script as __main__ under the splunk.admin shim; record base-class calls."""
 import json
 import os
 import runpy
 import sys
 
-fake_dir, app_bin, result_path, handler_file = sys.argv[1:5]
-sys.path[:0] = [fake_dir, app_bin]
+shim_dir, app_bin, handler_file = sys.argv[1:4]
+sys.path[:0] = [shim_dir, app_bin]
 import import_declare_test  # noqa: F401  (the app's lib/ first, as in every UCC handler)
-from splunk import admin
 from splunktaucclib.rest_handler.admin_external import AdminExternalHandler
 
 base_calls = []
@@ -105,14 +49,9 @@ def recorder(action):
 
 AdminExternalHandler.handleCreate = recorder("create")
 AdminExternalHandler.handleEdit = recorder("edit")
-outcome = {"error": None}
-try:
-    runpy.run_path(os.path.join(app_bin, handler_file), run_name="__main__")
-except admin.ArgValidationException as err:
-    outcome["error"] = {"type": "ArgValidationException", "message": str(err)}
-outcome["base_calls"] = base_calls
-with open(result_path, "w") as handle:
-    json.dump(outcome, handle)
+runpy.run_path(os.path.join(app_bin, handler_file), run_name="__main__")
+with open(os.environ["BASE_CALLS"], "w") as handle:
+    json.dump(base_calls, handle)
 '''
 
 
@@ -122,12 +61,9 @@ def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         environment.create_logstore(shards=1)
         environment.splunkd.store_encrypted("ta_aliyun_sls_account", "wrong_secret",
                                             {"access_key_secret": "not-the-secret"}, {"access_key_id": AK_ID})
-        fake_dir = tmp_path_factory.mktemp("fake-splunk")
-        (fake_dir / "splunk").mkdir()
-        (fake_dir / "splunk" / "__init__.py").write_text(FAKE_SPLUNK_INIT)
-        (fake_dir / "splunk" / "admin.py").write_text(FAKE_SPLUNK_ADMIN)
-        (fake_dir / "driver.py").write_text(DRIVER)
-        environment.fake_splunk_dir = str(fake_dir)  # type: ignore[attr-defined]
+        work_dir = tmp_path_factory.mktemp("admin-shim")
+        (work_dir / "driver.py").write_text(DRIVER)
+        environment.shim_work_dir = str(work_dir)  # type: ignore[attr-defined]
         yield environment
 
 
@@ -142,23 +78,29 @@ def page_fields(env: AddonEnv, **overrides: str) -> Dict[str, str]:
 
 def handle(env: AddonEnv, action: str, stanza_id: str, data: Dict[str, str],
            handler_file: str = "ta_aliyun_sls_rh_aliyun_sls.py") -> Dict[str, Any]:
-    """One create/edit request through a built handler; returns {"error": None|{type, message}, "base_calls"}."""
-    work = env.fake_splunk_dir  # type: ignore[attr-defined]
-    request_path = os.path.join(work, "request.json")
-    result_path = os.path.join(work, "result.json")
-    with open(request_path, "w", encoding="utf-8") as handle_out:
-        json.dump({"action": action, "id": stanza_id, "data": data, "session_key": env.splunkd.session_key},
-                  handle_out)
-    if os.path.exists(result_path):
-        os.remove(result_path)
+    """One create/edit request through a built handler; returns {"error": None|{status, message}, "base_calls"}."""
+    work = env.shim_work_dir  # type: ignore[attr-defined]
+    paths = {name: os.path.join(work, name + ".json") for name in ("request", "response", "base_calls")}
+    with open(paths["request"], "w", encoding="utf-8") as handle_out:
+        json.dump({"action": action, "id": stanza_id, "args": {key: [value] for key, value in data.items()},
+                   "session_key": env.splunkd.session_key}, handle_out)
+    for path in (paths["response"], paths["base_calls"]):
+        if os.path.exists(path):
+            os.remove(path)
     runner = env.runner
-    process_env = dict(runner.environment(), FAKE_SPLUNK_REQUEST=request_path, SPLUNKD_URI=env.splunkd.url)
-    completed = subprocess.run([runner.python, os.path.join(work, "driver.py"), work,
-                                os.path.join(runner.app_dir, "bin"), result_path, handler_file],
+    process_env = dict(runner.environment(), SPLUNK_ADMIN_SHIM_REQUEST=paths["request"],
+                       SPLUNK_ADMIN_SHIM_RESPONSE=paths["response"], BASE_CALLS=paths["base_calls"],
+                       SPLUNKD_URI=env.splunkd.url)
+    completed = subprocess.run([runner.python, os.path.join(work, "driver.py"), SHIM_DIR,
+                                os.path.join(runner.app_dir, "bin"), handler_file],
                                cwd=runner.cwd, env=process_env, capture_output=True, text=True, timeout=60)
     assert completed.returncode == 0, completed.stderr[-3000:]
-    with open(result_path, encoding="utf-8") as handle_in:
-        return json.load(handle_in)
+    with open(paths["response"], encoding="utf-8") as handle_in:
+        response = json.load(handle_in)
+    with open(paths["base_calls"], encoding="utf-8") as handle_in:
+        base_calls = json.load(handle_in)
+    error = None if response["status"] < 300 else {"status": response["status"], "message": response["error"]}
+    return {"error": error, "base_calls": base_calls}
 
 
 def expected_sentence(code: str, name: str, fields: Dict[str, str]) -> str:
@@ -167,7 +109,7 @@ def expected_sentence(code: str, name: str, fields: Dict[str, str]) -> str:
 
 def error_message(outcome: Dict[str, Any]) -> Optional[str]:
     error = outcome["error"]
-    assert error is None or error["type"] == "ArgValidationException", error
+    assert error is None or error["status"] == 400, error  # an admin.ArgValidationException
     return None if error is None else error["message"]
 
 
@@ -268,8 +210,13 @@ def test_account_of_an_unknown_credential_type_is_refused(env: AddonEnv) -> None
 
 
 def test_account_without_its_secret_is_refused_on_create_but_an_edit_keeps_the_stored_one(env: AddonEnv) -> None:
-    created = handle(env, "create", "acct_x", {"credential_type": "access_key", "access_key_id": AK_ID},
-                     ACCOUNT_HANDLER)
+    # splunkd refuses a create without a declared required argument before the handler runs; a blank one reaches it.
+    absent = handle(env, "create", "acct_x", {"credential_type": "access_key", "access_key_id": AK_ID},
+                    ACCOUNT_HANDLER)
+    assert error_message(absent) == "The following required arguments are missing: access_key_secret."
+    assert absent["base_calls"] == []
+    created = handle(env, "create", "acct_x", {"credential_type": "access_key", "access_key_id": AK_ID,
+                                               "access_key_secret": " "}, ACCOUNT_HANDLER)
     assert error_message(created) == "an account of type access_key needs access_key_secret"
     assert created["base_calls"] == []
     # The page never resends a masked secret on edit: the stored one stays.

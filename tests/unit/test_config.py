@@ -24,6 +24,13 @@ def test_good_stanza_parses_with_defaults():
     assert config.heartbeat_interval == 20
 
 
+def test_sourcetype_defaults_to_auto_and_an_explicit_one_is_kept():
+    without = {key: value for key, value in GOOD.items() if key != "sourcetype"}
+    assert parse_input("prod", without).sourcetype == "auto"
+    assert parse_input("prod", dict(GOOD, sourcetype="")).sourcetype == "auto"
+    assert parse_input("prod", GOOD).sourcetype == "aliyun:sls"
+
+
 def test_optional_values_are_parsed():
     config = parse_input("prod", dict(GOOD, delivery="HEC", workers="4", json_fields="event, extra ,",
                                       event_source="actiontrail", heartbeat_interval="5"))

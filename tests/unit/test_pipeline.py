@@ -2,12 +2,16 @@
 InvalidCursor handling, back-pressure, readonly shards, revocation and ordered shutdown. All with in-memory fakes."""
 
 import collections
+import json
 import threading
 
 import pytest
 
 from sls_forwarder.errors import ConfigError, InvalidCursorError, RetryableError
 from sls_forwarder.pipeline import Pipeline, PipelineSettings
+from sls_forwarder.routing import Router
+from sls_forwarder.sls.decoder import Log, LogGroup
+from sls_forwarder.splunk.events import EventMeta, EventShaper
 from tests.unit.fakes import FakeShaper, FakeSink, FakeSlsClient, cursor_index, encode_cursor, fake_decode, wait_for
 
 CONSUMER = "cg-host-input"
@@ -173,6 +177,43 @@ def test_delivered_hook_sees_every_batch(made):
     made.append(pipeline)
     pipeline.start()
     assert wait_for(lambda: sum(len(b.events) for b in seen) == 21)
+
+
+def routed_decode(data: bytes) -> list:
+    """The fake client's logs as real LogGroups: every third an ActionTrail record, then WAF, then an app log."""
+    groups = []
+    for shard, index, time in fake_decode(data):
+        event_id = "%d:%d" % (shard, index)
+        if index % 3 == 0:
+            record = '{"eventName":"CreateUser","eventTime":"2025-03-04T01:02:03Z","eventId":"%s"}' % event_id
+            groups.append(LogGroup("actiontrail_audit_event", "", [], [Log(time, 0, [("event", record)])]))
+        else:
+            topic = "waf_access_log" if index % 3 == 1 else "app"
+            groups.append(LogGroup(topic, "", [], [Log(time, 0, [("event_id", event_id)])]))
+    return groups
+
+
+def test_routed_batches_carry_events_per_sourcetype_and_their_shard(made):
+    seen = []
+    client = FakeSlsClient(shard_count=2)
+    client.append(0, 9)
+    client.append(1, 6)
+    client.assign(CONSUMER, {0, 1})
+    shaper = EventShaper(EventMeta(index="main", sourcetype="auto", source="s", default_host="h"), "hec")
+    pipeline = Pipeline(client, FakeSink(auto=True), shaper, settings(), decode=routed_decode,
+                        on_delivered=seen.append, router=Router("proj", "store"))
+    made.append(pipeline)
+    pipeline.start()
+    assert wait_for(lambda: sum(len(b.events) for b in seen) == 15)
+    counts = collections.Counter()
+    for batch in seen:
+        assert sum(batch.sourcetypes.values()) == len(batch.events)
+        counts.update(batch.sourcetypes)
+        for envelope in map(json.loads, batch.events):
+            if envelope["sourcetype"] == "aliyun:actiontrail":
+                assert envelope["event"]["sls"]["shard"] == batch.shard_id
+                assert envelope["event"]["eventId"].startswith("%d:" % batch.shard_id)
+    assert counts == {"aliyun:actiontrail": 5, "aliyun:waf": 5, "aliyun:sls": 5}
 
 
 # ---------------------------------------------------------------- InvalidCursor

@@ -13,7 +13,7 @@ import pytest
 
 from sls_forwarder.errors import ConfigError
 from sls_forwarder.pipeline import Pipeline, PipelineSettings
-from sls_forwarder.runtime import ConsumerLock, OrphanWatch, RuntimeOptions, consumer_name, run
+from sls_forwarder.runtime import ConsumerLock, OrphanWatch, RuntimeOptions, consumer_name, install_signal_handlers, run
 from tests.unit.fakes import FakeShaper, FakeSink, FakeSlsClient, fake_decode, wait_for
 
 CONSUMER = "cg-host-input"
@@ -297,3 +297,48 @@ def test_sigterm_triggers_the_ordered_shutdown(tmp_path):
     assert harness.client.committed_index(0) == 20
     assert harness.client.entries("heartbeat")[-1][2] == []
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+SIGNAL_WHILE_WAITING = textwrap.dedent("""
+    import os, signal, sys, threading, time
+    sys.path.insert(0, sys.argv[1])
+    from sls_forwarder.runtime import install_signal_handlers
+
+    stop = threading.Event()
+    restore = install_signal_handlers(stop)
+    # The main thread holds the Event's internal lock, as it does for a moment on each stop.wait() call, when the
+    # signal arrives: a handler that takes that lock never returns.
+    with stop._cond:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.3)  # the Python-level handler runs here, on the main thread
+    print("stopped" if stop.wait(5) else "not stopped")
+    restore()
+""")
+
+
+@posix_only
+def test_a_signal_that_lands_while_the_main_thread_holds_the_stop_lock_still_stops(tmp_path):
+    """issue 13: workers deadlocked on SIGTERM because the handler called Event.set() inside stop.wait()."""
+    bin_dir = os.path.join(os.path.dirname(__file__), "..", "..", "package", "bin")
+    script = tmp_path / "signal_while_waiting.py"
+    script.write_text(SIGNAL_WHILE_WAITING)
+    try:
+        done = subprocess.run([sys.executable, str(script), os.path.abspath(bin_dir)], capture_output=True,
+                              text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the signal handler deadlocked on the stop event's lock")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "stopped"
+
+
+@posix_only
+def test_signal_handlers_restore_the_previous_wakeup_fd_and_handlers():
+    previous = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(previous)
+    before = signal.getsignal(signal.SIGINT)
+    stop = threading.Event()
+    restore = install_signal_handlers(stop)
+    restore()
+    assert signal.set_wakeup_fd(previous) == previous
+    assert signal.getsignal(signal.SIGINT) == before
+    assert not stop.is_set()

@@ -1,4 +1,4 @@
-"""transcode.py: the fused path gives byte for byte the events of the straightforward path.
+"""transcode.py: the fused path gives byte for byte the events of the straightforward path (also when routed).
 
 Two references: ``EventShaper.shape(decode_log_group_list(data))`` (the decoder and shaper the fused path replaces)
 and the plain ``json.dumps`` reference of tests/unit/splunk/test_events.py applied to the decoded groups. Inputs: the
@@ -17,7 +17,10 @@ from hypothesis import strategies as st
 from sls_forwarder import transcode as transcode_module
 from sls_forwarder.sls.decoder import DecodeError, decode_log_group_list
 from sls_forwarder.splunk.events import EventMeta, EventShaper
-from sls_forwarder.transcode import Transcoder, make_transcode
+from sls_forwarder.routing import Router
+from sls_forwarder.splunk.timefields import field_time
+from sls_forwarder.transcode import (RoutingShaper, RoutingTranscoder, Transcoded, Transcoder, make_batch_transcode,
+                                     make_transcode)
 from tests.emulators.sls import datagen
 from tests.emulators.sls.protobuf import encode_log, encode_log_group, encode_log_group_list, varint
 from tests.unit.splunk.test_events import reference_shape
@@ -124,8 +127,13 @@ def _length(size: int) -> st.SearchStrategy[str]:
     return st.integers(size - 6, size + 6).map(lambda n: ("x%d" % n) * (n // 3) + "y" * (n % 3))
 
 
-_value = st.one_of(_text, _raw_bytes, _json_document(), _length(120), _length(128), _length(16383))
-_key = st.one_of(st.sampled_from(["a", "b", "event", "event_id", "client_ip", "k\"q", "<x>", "%s", "", "__source__"]),
+# Service times, valid and not (no zone, impossible dates), for the time_field of routed sourcetypes.
+_TIMES = ["2025-03-04T01:02:03Z", "2025-03-04T09:02:03.5+08:00", "04/Mar/2025:09:02:03 +0800", "1741050123",
+          "1741050123456", "2025-03-04T01:02:03", "2025-02-30T01:02:03Z", "1741050123.5", " 1741050123 "]
+_value = st.one_of(_text, _raw_bytes, _json_document(), _length(120), _length(128), _length(16383),
+                   st.sampled_from(_TIMES))
+_key = st.one_of(st.sampled_from(["a", "b", "event", "event_id", "client_ip", "k\"q", "<x>", "%s", "", "__source__",
+                                  "time", "event.eventName", "event.eventTime"]),
                  _text)
 _time = st.one_of(st.integers(0, 2 ** 32 - 1), st.integers(2 ** 28, 2 ** 32 - 1),
                   st.sampled_from([0, 127, 128, 2 ** 28 - 1, 2 ** 28, 1_700_000_000]))
@@ -136,7 +144,8 @@ _groups = st.lists(_group, max_size=3)
 _meta = st.builds(meta, stanza=st.one_of(st.just("aliyun_sls://x"), _text),
                   json_fields=st.sampled_from([(), ("event",), ("event", "a", "client_ip")]),
                   host_field=st.sampled_from(["__source__", "__topic__", "__tag__:a", "client_ip", "a", "event"]),
-                  default_host=st.one_of(st.just("hf-1"), _text))
+                  default_host=st.one_of(st.just("hf-1"), _text),
+                  time_field=st.sampled_from(["", "time", "a"]))
 
 LogSpec = Tuple[int, Sequence[Tuple[Text, Text]], int]
 
@@ -250,3 +259,156 @@ def test_make_transcode_fuses_only_the_real_decoder_and_shaper() -> None:
     plain = make_transcode(shaper, fake_decode)
     assert plain(data) == shaper.shape(decode_log_group_list(data))
     assert calls == [data]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sourcetype auto: RoutingTranscoder equals RoutingShaper (decoder + one shaper per route), explicit sourcetypes
+# keep the unrouted path
+# ---------------------------------------------------------------------------------------------------------------
+
+ROUTED_DATA_SETS = {
+    "soc_mixed": datagen.DataSpec("soc_mixed", seed=8, event_count=540, logs_per_group=6, zero_ns_every=5),
+    "soc_mixed_single_logs": datagen.DataSpec("soc_mixed", seed=9, event_count=90, logs_per_group=1,
+                                              non_utf8_every=7),
+    "mixed": datagen.mixed_spec(seed=10, event_count=300, non_utf8_every=11, large_every=60, large_size=3_000),
+}
+
+
+def routed_data(name: str) -> bytes:
+    return encode_log_group_list(datagen.generate_log_groups(ROUTED_DATA_SETS[name]))
+
+
+def assert_same_routed_events(data: bytes, event_meta: EventMeta, fmt: str, router: Router, shard_id: int = 3,
+                              transcoder: Optional[RoutingTranscoder] = None) -> Transcoded:
+    shaper = EventShaper(event_meta, fmt)
+    expected = RoutingShaper(shaper, router).shape(decode_log_group_list(data), shard_id)
+    transcoder = transcoder or RoutingTranscoder(shaper, router)
+    assert transcoder.transcode(data, shard_id) == expected
+    assert transcoder.transcode(data, shard_id) == expected  # warm caches
+    assert sum(expected[2].values()) == len(expected[0])
+    return expected
+
+
+@pytest.mark.parametrize("name", sorted(ROUTED_DATA_SETS))
+@pytest.mark.parametrize("fmt", ["stream", "hec"])
+@pytest.mark.parametrize("logstore", ["actiontrail", "actiontrail_main", "wafnew-logstore"])
+def test_routed_data_sets(name: str, fmt: str, logstore: str) -> None:
+    for host_field in ("__source__", "event_id", "__tag__:__hostname__"):
+        assert_same_routed_events(routed_data(name), meta(host_field=host_field, sourcetype="auto"), fmt,
+                                  Router("audit-prj", logstore))
+
+
+def test_routed_counts_name_every_sourcetype_of_the_soc_data_set() -> None:
+    spec = ROUTED_DATA_SETS["soc_mixed"]
+    events, newest, counts = assert_same_routed_events(routed_data("soc_mixed"), meta(sourcetype="auto"), "hec",
+                                                       Router("audit-prj", "security"))
+    per_kind = spec.event_count // len(datagen.SOC_MIXED_ORDER)
+    assert counts == {"aliyun:actiontrail": 3 * per_kind, "aliyun:waf": per_kind, "aliyun:oss:access": per_kind,
+                      "aliyun:sas:alert": per_kind, "aliyun:slb:access": per_kind, "aliyun:cloudfirewall": per_kind,
+                      "aliyun:sls": per_kind}
+    by_sourcetype: dict = {}
+    for event in events:
+        envelope = json.loads(event)
+        by_sourcetype.setdefault(envelope["sourcetype"], []).append(envelope)
+    assert {key: len(value) for key, value in by_sourcetype.items()} == counts
+    assert all(e["event"]["level"] and "event" in e["event"] for e in by_sourcetype["aliyun:sls"]), \
+        "the application log with an event field stays generic"
+    assert newest == max(log.time for group in datagen.generate(spec) for log in group.logs)
+
+
+def test_generic_routes_take_the_service_time_and_keep_the_generic_body() -> None:
+    spec = datagen.DataSpec("soc_mixed", seed=11, event_count=90, logs_per_group=10)
+    data = encode_log_group_list(datagen.generate_log_groups(spec))
+    events, _, _ = RoutingTranscoder(EventShaper(meta(sourcetype="auto"), "hec"), Router("p", "l")).transcode(data, 0)
+    logs = {dict(log.contents).get("event_id"): (group, log) for group in datagen.generate(spec) for log in group.logs}
+    checked = 0
+    for event in map(json.loads, events):
+        if event["sourcetype"] == "aliyun:actiontrail":
+            continue
+        group, log = logs[event["event"]["event_id"]]
+        contents = dict(log.contents)
+        assert event["event"]["__time__"] == log.time and event["event"]["__topic__"] == group.topic
+        expected_time = {"aliyun:waf": contents.get("time"), "aliyun:oss:access": contents.get("time"),
+                         "aliyun:slb:access": contents.get("time"),
+                         "aliyun:cloudfirewall": contents.get("start_time")}.get(event["sourcetype"])
+        if expected_time is None:  # SAS alerts and aliyun:sls: __time__ plus the nanosecond part
+            assert event["time"] == float("%d.%09d" % (log.time, log.time_ns))
+        else:
+            assert event["time"] == float(field_time(expected_time))
+            assert abs(event["time"] - log.time) < 1, "the generator writes the service time in the same second"
+        checked += 1
+    assert checked == 60
+
+
+def test_explicit_sourcetype_is_the_unrouted_path_byte_for_byte() -> None:
+    data = routed_data("soc_mixed")
+    for fmt in ("stream", "hec"):
+        shaper = EventShaper(meta(sourcetype="aliyun:sls"), fmt)
+        unrouted = make_batch_transcode(shaper, decode_log_group_list)
+        assert unrouted(data, 5) == (*shaper.shape(decode_log_group_list(data)), None)
+        routed = make_batch_transcode(shaper, decode_log_group_list, Router("p", "l"))
+        assert getattr(routed, "__self__", None).__class__ is RoutingTranscoder
+        assert routed(data, 5)[0] != unrouted(data, 5)[0]
+
+
+def test_make_batch_transcode_with_a_stand_in_decoder_uses_the_routing_reference() -> None:
+    data = routed_data("mixed")
+    shaper = EventShaper(meta(sourcetype="auto"), "stream")
+    calls: List[bytes] = []
+
+    def fake_decode(body: bytes) -> list:
+        calls.append(body)
+        return decode_log_group_list(body)
+
+    routed = make_batch_transcode(shaper, fake_decode, Router("p", "actiontrail_x"))
+    assert routed(data, 1) == RoutingShaper(shaper, Router("p", "actiontrail_x")).shape(decode_log_group_list(data), 1)
+    assert calls == [data]
+
+
+def test_flattened_actiontrail_logs_of_a_generic_topic_are_diverted_one_by_one() -> None:
+    flat = datagen.DataSpec("actiontrail_flat", seed=12, event_count=4, logs_per_group=4)
+    flat_logs = next(datagen.generate(flat)).logs
+    plain = (1_700_000_000, [("event", "login"), ("event.name", "x")], 0)
+    logs = [(flat_logs[0].time, flat_logs[0].contents, 7), plain, (flat_logs[1].time, flat_logs[1].contents, 0)]
+    data = encode([("app", "10.0.0.1", [("__hostname__", "h")], logs)])
+    for fmt in ("stream", "hec"):
+        events, _, counts = assert_same_routed_events(data, meta(sourcetype="auto"), fmt, Router("p", "l"))
+        assert counts == {"aliyun:actiontrail": 2, "aliyun:sls": 1}
+        assert [b"aliyun:actiontrail" in e for e in events] == [True, False, True]
+
+
+def test_actiontrail_logs_without_a_record_fall_back_to_the_generic_body() -> None:
+    logs = [(1_700_000_000, [("event", "not json")], 0), (1_700_000_001, [("message", "no event")], 0),
+            (1_700_000_002, [("event", '{"eventName":"CreateUser","eventTime":"2025-03-04T01:02:03Z"}')], 0)]
+    data = encode([("actiontrail_audit_event", "", [], logs)])
+    events, newest, counts = assert_same_routed_events(data, meta(sourcetype="auto"), "hec", Router("p", "l"))
+    assert counts == {"aliyun:sls": 2, "aliyun:actiontrail": 1}
+    assert newest == 1_700_000_002
+    first, second, third = map(json.loads, events)
+    assert (first["sourcetype"], first["event"]["event"], first["time"]) == ("aliyun:sls", "not json", 1_700_000_000)
+    assert second["event"] == {"message": "no event", "__topic__": "actiontrail_audit_event", "__source__": "",
+                               "__time__": 1_700_000_001}
+    assert third["time"] == 1741050123.0 and list(third["event"]) == ["eventTime", "eventName", "sls"]
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(first=_groups, second=_groups, event_meta=_meta, fmt=st.sampled_from(["stream", "hec"]),
+       topics=st.lists(st.sampled_from(["", "actiontrail_audit_event", "actiontrail_event", "waf_access_log",
+                                        "oss_access_log", "cloudfirewall_access_log", "app"]), min_size=3, max_size=3),
+       logstore=st.sampled_from(["store", "actiontrail_t", "cloudfirewall-logstore"]))
+def test_random_routed_log_group_lists(first, second, event_meta: EventMeta, fmt: str, topics: List[str],
+                                       logstore: str) -> None:
+    router = Router("p", logstore)
+    transcoder = RoutingTranscoder(EventShaper(event_meta, fmt), router)
+    for groups in (first, second, first):
+        # Random topics rarely hit a route: give the groups real ones, in turn.
+        groups = [(topics[n % 3],) + tuple(group[1:]) for n, group in enumerate(groups)]
+        assert_same_routed_events(encode(groups), event_meta, fmt, router, transcoder=transcoder)
+
+
+def test_routed_malformed_input_raises_the_decoders_error() -> None:
+    data = log_group_list(TIME + field(2, pair(b"event", b"{}")) + NANOS, group_tail=field(3, b"actiontrail_event"))
+    transcoder = RoutingTranscoder(EventShaper(meta(), "stream"), Router("p", "l"))
+    assert transcoder.transcode(data, 0)[2] == {"aliyun:actiontrail": 1}
+    with pytest.raises(DecodeError):
+        transcoder.transcode(data[:-3], 0)

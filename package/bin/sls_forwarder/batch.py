@@ -1,7 +1,7 @@
 """The unit of delivery: the shaped events of one pull from one shard, and the cursor they move to."""
 
 from dataclasses import dataclass, field
-from typing import List
+from typing import Dict, List, Optional
 
 __all__ = ["ShardBatch"]
 
@@ -17,6 +17,7 @@ class ShardBatch:
     raw_bytes: int = 0
     newest_time: int = 0
     seq: int = 0
+    sourcetypes: Optional[Dict[str, int]] = None  # events per sourcetype when routed; None: all the input's own
 
     @property
     def event_bytes(self) -> int:

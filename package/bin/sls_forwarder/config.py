@@ -152,7 +152,7 @@ class InputConfig:
     hec_destination: str = ""
     workers: int = 1
     index: str = "default"
-    sourcetype: str = "aliyun:sls"
+    sourcetype: str = "auto"  # "auto": per log group, by its source (routing.py)
     event_source: str = ""
     host: str = ""
     host_field: str = "__source__"
@@ -217,7 +217,7 @@ def parse_input(name: str, params: Mapping[str, str], *, overrides: Optional[Dic
         hec_destination=str(values.get("hec_destination") or "").strip(),
         workers=_positive_int(values, "workers", 1, 64),
         index=str(values.get("index") or "default").strip(),
-        sourcetype=str(values.get("sourcetype") or "aliyun:sls").strip(),
+        sourcetype=str(values.get("sourcetype") or "auto").strip(),
         event_source=str(values.get("event_source") or "").strip(),
         host=host,
         host_field=str(values.get("host_field") or "__source__").strip(),

@@ -281,8 +281,8 @@ def run_input(stanza_name: str, params: Mapping[str, str], metadata: Mapping[str
 
         return RelaySink(link) if link is not None else StreamSink(sink_out, sink_stop)
 
-    ingested = IngestReport(lambda count: log.events_ingested(
-        addon_logger, config.stanza, config.sourcetype, count, config.index, account=config.account))
+    ingested = IngestReport(lambda sourcetype, count: log.events_ingested(
+        addon_logger, config.stanza, sourcetype, count, config.index, account=config.account), config.sourcetype)
     on_delivered = ingested.add
 
     def build_pipeline(stop_pulling: threading.Event) -> "Pipeline":
@@ -306,36 +306,68 @@ def run_input(stanza_name: str, params: Mapping[str, str], metadata: Mapping[str
 
 
 class IngestReport:
-    """Sums delivered events and reports them every ``interval`` seconds (UCC's dashboard sums ``n_events``).
+    """Sums delivered events per sourcetype and reports them every ``interval`` seconds, one line per sourcetype
+    (UCC's dashboard sums ``n_events`` by ``sourcetype_ingested``; with ``auto`` one batch can hold several).
 
     One ``events_ingested`` line per batch would be dozens of lines a second per input at full speed.
+
+    Arguments:
+        report: Called with (sourcetype, events) for each sourcetype with events since the last report.
+        sourcetype: The sourcetype of batches that carry no per-sourcetype counts (the input's explicit one).
     """
 
-    def __init__(self, report: Callable[[int], None], interval: float = 10.0,
+    def __init__(self, report: Callable[[str, int], None], sourcetype: str, interval: float = 10.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._report = report
+        self._sourcetype = sourcetype
         self._interval = interval
         self._clock = clock
         self._lock = threading.Lock()
-        self._pending = 0
+        self._pending: Dict[str, int] = {}
         self._last = clock()
 
     def add(self, batch: ShardBatch) -> None:
         """Count a delivered batch (any sink thread); report when the interval has passed."""
         now = self._clock()
+        counts = batch.sourcetypes if batch.sourcetypes is not None else {self._sourcetype: len(batch.events)}
         with self._lock:
-            self._pending += len(batch.events)
+            for sourcetype, count in counts.items():
+                self._pending[sourcetype] = self._pending.get(sourcetype, 0) + count
             if now - self._last < self._interval:
                 return
-            count, self._pending, self._last = self._pending, 0, now
-        if count:
-            self._report(count)
+            pending, self._pending, self._last = self._pending, {}, now
+        self._send(pending)
 
     def flush(self) -> None:
         with self._lock:
-            count, self._pending = self._pending, 0
-        if count:
-            self._report(count)
+            pending, self._pending = self._pending, {}
+        self._send(pending)
+
+    def _send(self, pending: Dict[str, int]) -> None:
+        for sourcetype, count in sorted(pending.items()):
+            if count:
+                self._report(sourcetype, count)
+
+
+def worker_main() -> int:
+    """Entry point of ``bin/aliyun_sls_worker.py``: read the definition from the supervisor, run the input.
+
+    Here rather than in workers.py, so that the dependency runs one way (modinput uses workers).
+
+    Returns:
+        The process exit code: run_input's, or 2 when no valid definition arrived.
+    """
+    from .workers import ChannelError, SupervisorLink
+
+    link = SupervisorLink.from_stdio()
+    try:
+        definition = link.read_init()
+    except (ChannelError, OSError) as err:
+        # Logging is not set up before the definition names the input; the last-resort handler writes to stderr,
+        # which splunkd puts in splunkd.log.
+        logger.error("action=worker_no_definition pid=%d error=\"%s\"", os.getpid(), err)
+        return 2
+    return run_input(str(definition["stanza"]), definition["params"], definition["metadata"], link=link)
 
 
 def _build_pipeline(config: InputConfig, settings: "SplunkdSettings", consumer: str, server_host: str,
@@ -347,6 +379,7 @@ def _build_pipeline(config: InputConfig, settings: "SplunkdSettings", consumer: 
     from .pipeline import Pipeline, PipelineSettings
     from .sls.client import SlsClient
     from .sls.endpoint import parse_endpoint
+    from .routing import AUTO, Router
     from .splunk.events import EventMeta, EventShaper
 
     account = settings.account(config.account)
@@ -377,8 +410,10 @@ def _build_pipeline(config: InputConfig, settings: "SplunkdSettings", consumer: 
         start_position=config.start_position, query=config.query, heartbeat_interval=config.heartbeat_interval,
         checkpoint_interval=config.checkpoint_interval,
         idle_poll_max=_hidden_float(params, "idle_poll_max", 2.0))
+    # "auto": each log group goes to the sourcetype of its source (routing.py); any other value is used as it is.
+    router = Router(config.project, config.logstore) if config.sourcetype == AUTO else None
     pipeline = Pipeline(data_client, sink, shaper, pipeline_settings, control_client=control_client,
-                        stop_event=stop_pulling, on_delivered=on_delivered)
+                        stop_event=stop_pulling, on_delivered=on_delivered, router=router)
     if hasattr(sink, "on_config_error"):
         # HEC refusing the token, index or TLS: stop this pipeline so the runtime rebuilds it with the destination
         # read again, which picks up a fixed token without restarting the input (checkpoints hold meanwhile).

@@ -28,9 +28,10 @@ from .errors import ConfigError, ForwarderError, InvalidCursorError, RetryableEr
 from .sls.coordinator import Coordinator
 from .sls.decoder import decode_log_group_list
 from .tracker import ShardTracker
-from .transcode import make_transcode
+from .transcode import make_batch_transcode
 
 if TYPE_CHECKING:
+    from .routing import Router
     from .sls.client import SlsClient
     from .splunk.events import EventShaper
 
@@ -265,13 +266,14 @@ class ShardConsumer(threading.Thread):
                 idle_pause = min(self._settings.idle_poll_max, idle_pause * 2)
                 continue
             try:
-                events, newest = self._pipeline.transcode(result.data)
+                events, newest, sourcetypes = self._pipeline.transcode(result.data, self.shard_id)
             except Exception as err:  # corrupt data is retried, never skipped; the ERROR names where it is
                 errors.failed("decode", err, cursor)
                 continue
             errors.cleared()
             idle_pause = self._settings.idle_poll_min
-            batch = ShardBatch(self.shard_id, cursor, result.next_cursor, events, result.raw_size, newest)
+            batch = ShardBatch(self.shard_id, cursor, result.next_cursor, events, result.raw_size, newest,
+                               sourcetypes=sourcetypes)
             if not self._deliver(batch):
                 return
             cursor = result.next_cursor
@@ -475,18 +477,20 @@ class Pipeline:
         stop_event: Set when pulling must stop; pass the same event to the data client as its ``stop``.
         decode: LogGroupList decoder (tests may substitute one).
         on_delivered: Called with every delivered batch (e.g. to log events_ingested); must not block.
+        router: With the input's sourcetype ``auto``, routes each log group to its sourcetype (see transcode.py).
     """
 
     def __init__(self, client: "SlsClient", sink: EventSink, shaper: "EventShaper", settings: PipelineSettings, *,
                  control_client: Optional["SlsClient"] = None, stop_event: Optional[threading.Event] = None,
                  decode: Callable[[bytes], list] = decode_log_group_list,
-                 on_delivered: Optional[Callable[[ShardBatch], None]] = None) -> None:
+                 on_delivered: Optional[Callable[[ShardBatch], None]] = None,
+                 router: Optional["Router"] = None) -> None:
         self.client = client
         self.control_client = control_client if control_client is not None else client
         self.sink = sink
         self.settings = settings
-        # decode + shape; fused into one pass over the bytes for the real decoder and EventShaper (see transcode.py)
-        self.transcode = make_transcode(shaper, decode)
+        # decode + shape (+ route); fused into one pass over the bytes for the real decoder and EventShaper
+        self.transcode = make_batch_transcode(shaper, decode, router)
         self.stop_event = stop_event if stop_event is not None else threading.Event()
         self.failed = threading.Event()
         self.error: Optional[ConfigError] = None

@@ -12,10 +12,11 @@ import logging
 import os
 import re
 import signal
+import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Tuple, Union
+from typing import Callable, Optional, Set, Tuple, Union
 
 from .errors import ConfigError, ForwarderError
 from .pipeline import Pipeline
@@ -331,26 +332,55 @@ class _Attempts:
 
 
 def install_signal_handlers(stop: threading.Event) -> Callable[[], None]:
-    """Make SIGTERM, SIGINT and (Windows) SIGBREAK set ``stop``; return a function restoring the old handlers."""
+    """Make SIGTERM, SIGINT and (Windows) SIGBREAK set ``stop``; return a function restoring the old handlers.
+
+    The handler itself takes no lock: it runs on the main thread between two bytecodes, possibly while that thread
+    holds ``stop``'s internal lock inside ``stop.wait()``, where ``stop.set()`` would block forever. Instead the
+    interpreter writes the signal number to a wake-up socket (``signal.set_wakeup_fd``) and a relay thread sets
+    ``stop``.
+    """
     if threading.current_thread() is not threading.main_thread():
         logger.debug("action=signal_handlers_skipped reason=not_main_thread")
         return _no_op
-    previous: Dict[int, object] = {}
-
-    def on_signal(signum: int, _frame: object) -> None:
-        # Only set the event here: logging from a signal handler can deadlock on the handler's lock.
-        stop.set()
-
-    for name in ("SIGTERM", "SIGINT", "SIGBREAK"):
-        number = getattr(signal, name, None)
-        if number is not None:
-            previous[number] = signal.signal(number, on_signal)
+    numbers = [n for n in (getattr(signal, name, None) for name in ("SIGTERM", "SIGINT", "SIGBREAK")) if n is not None]
+    reader, writer = socket.socketpair()  # a socket, not a pipe: Windows accepts only sockets as wake-up fds
+    writer.setblocking(False)
+    previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    previous = {number: signal.signal(number, _wake_only) for number in numbers}
+    relay = threading.Thread(target=_relay_signals, args=(reader, set(numbers), stop), name="signal-relay",
+                             daemon=True)
+    relay.start()
 
     def restore() -> None:
         for number, handler in previous.items():
             signal.signal(number, handler)
+        signal.set_wakeup_fd(previous_fd)
+        writer.send(_RELAY_EXIT)
+        relay.join(5.0)
+        writer.close()
+        reader.close()
 
     return restore
+
+
+_RELAY_EXIT = b"\0"  # no signal has number 0
+
+
+def _wake_only(_signum: int, _frame: object) -> None:
+    """The Python-level handler: nothing to do, the wake-up byte is already on its way to the relay."""
+
+
+def _relay_signals(reader: socket.socket, numbers: Set[int], stop: threading.Event) -> None:
+    while True:
+        try:
+            received = reader.recv(64)
+        except OSError:
+            return
+        if not received or _RELAY_EXIT[0] in received:
+            return
+        if numbers.intersection(received):
+            logger.info("action=signal_received signals=%s", ",".join(str(n) for n in received if n in numbers))
+            stop.set()
 
 
 def _no_op() -> None:

@@ -20,16 +20,29 @@ bytes while working on the protobuf bytes directly:
 The result is byte for byte ``EventShaper.shape(decode_log_group_list(data))``; the unit tests check that on the
 generated data sets and on random LogGroupLists. Like ``pipeline``, this module belongs to the pipeline layer and
 imports both ``sls`` and ``splunk``.
+
+With the input's sourcetype ``auto`` (``routing.Router``), ``RoutingTranscoder`` splits each pull into runs of log
+groups of one route. Generic routes (``aliyun:sls``, and the OSS, SLB, WAF, Security Center and Cloud Firewall
+sourcetypes) go through a ``Transcoder`` of their own sourcetype, the fused path; a route with a time field reads the
+service's time from the raw value. ActionTrail groups are decoded log by log and normalised by
+``splunk.actiontrail.ActionTrailShaper``. Logs of the ``aliyun:sls`` route with flattened ActionTrail keys are
+diverted to it too. ``RoutingShaper`` is the straightforward definition of all this (decoder + one shaper per
+route), which ``RoutingTranscoder`` equals byte for byte.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from dataclasses import replace
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .sls.decoder import DecodeError, LogGroup, LogGroupFrame, decode_log, decode_log_group_list, iter_log_group_frames
+from .routing import ACTIONTRAIL, ACTIONTRAIL_ROUTE, GENERIC, Route, Router, looks_flattened_actiontrail
+from .sls.decoder import (DecodeError, Log, LogGroup, LogGroupFrame, decode_log, decode_log_group_list,
+                          iter_log_group_frames)
+from .splunk.actiontrail import ActionTrailShaper
 from .splunk.events import EventShaper
+from .splunk.timefields import field_time
 
-__all__ = ["Transcoder", "make_transcode"]
+__all__ = ["Transcoder", "RoutingTranscoder", "RoutingShaper", "make_transcode", "make_batch_transcode"]
 
 # Wire bytes of the fields the fast path knows (see sls/decoder.py for the schema).
 _TIME_TAG = 0x08  # Log.Time, varint
@@ -55,6 +68,8 @@ _CACHE_LIMIT = 4096
 _MAX_CACHED_HOST = 256
 
 Events = Tuple[List[bytes], int]
+# What the pipeline gets per pull: events, newest __time__, and events per sourcetype (None: all the input's one).
+Transcoded = Tuple[List[bytes], int, Optional[Dict[str, int]]]
 # A cached Content header: (value start, content end) relative to the header's first byte, and the decoded key.
 _Header = Tuple[int, int, str]
 # A cached Log.Time: (seconds, seconds as text, bytes of the Time field).
@@ -64,13 +79,25 @@ _Time = Tuple[int, bytes, int]
 class _Template:
     """The cached %-template of one key sequence: a whole event with slots for time, host, values and group tail."""
 
-    __slots__ = ("format", "json_positions", "escape_positions", "host_position")
+    __slots__ = ("format", "json_positions", "escape_positions", "host_position", "special")
 
-    def __init__(self, format_bytes: bytes, json_positions: Tuple[int, ...], host_position: int) -> None:
+    def __init__(self, format_bytes: bytes, json_positions: Tuple[int, ...], host_position: int,
+                 special: Optional["_Special"] = None) -> None:
         self.format = format_bytes
         self.json_positions = json_positions  # slots of json_fields keys
         self.escape_positions: Tuple[int, ...] = ()  # plain values that needed escaping in an earlier log
         self.host_position = host_position  # index of the host_field value, -1 when absent or group-level
+        self.special = special  # None for the usual key sequence: one check per log covers the rare cases
+
+
+class _Special:
+    """What a key sequence needs besides the template: a time field, or diversion to the ActionTrail shaper."""
+
+    __slots__ = ("time_position", "divert")
+
+    def __init__(self, time_position: int, divert: bool) -> None:
+        self.time_position = time_position  # index of the time_field value, -1 when none
+        self.divert = divert  # flattened ActionTrail keys on a route that diverts them
 
 
 def _percent_escaped(text: str) -> bytes:
@@ -95,12 +122,16 @@ class Transcoder:
 
     Arguments:
         shaper: The input's EventShaper; it defines the output and renders whatever the fast path does not.
+        diverter: With routing, the ``RoutingShaper`` that takes this route's logs with flattened ActionTrail keys.
 
     Thread-safe: shard consumers may share one Transcoder (its caches only ever map a key to the same value).
     """
 
-    def __init__(self, shaper: EventShaper) -> None:
+    def __init__(self, shaper: EventShaper, diverter: Optional["RoutingShaper"] = None) -> None:
         self.shaper = shaper
+        self._diverter = diverter
+        self._time_field = shaper.meta.time_field
+        self._field_times: Dict[bytes, Optional[bytes]] = {}
         self._stream = shaper.fmt == "stream"
         self._unsafe = _STREAM_UNSAFE_BYTES if self._stream else _JSON_UNSAFE_BYTES
         self._json_fields = frozenset(shaper.meta.json_fields)
@@ -131,23 +162,34 @@ class Transcoder:
         if not isinstance(data, bytes):
             data = bytes(data)
         try:
-            return self._transcode(data)
+            events, newest, _ = self.transcode_frames(data, iter_log_group_frames(data), 0)
+            return events, newest
         except (DecodeError, IndexError):
             # Malformed data, or valid data the fast path read past the end of (an empty Content as the very last
             # bytes): the straightforward path gives the events or raises the decoder's own error.
             return self.shaper.shape(decode_log_group_list(data))
 
-    def _transcode(self, data: bytes) -> Events:
+    def transcode_frames(self, data: bytes, frames: Iterable[LogGroupFrame],
+                         shard_id: int) -> Tuple[List[bytes], int, int]:
+        """The events of some log groups of ``data``, without the fallback of ``transcode``.
+
+        Returns:
+            The events, the newest ``__time__``, and how many of the events were diverted to the ActionTrail shaper.
+
+        Raises:
+            DecodeError, IndexError: The caller redoes the whole pull on the straightforward path.
+        """
         # The per-log loop is written out in one function: a call per log or per field would cost more than the
         # field itself. Locals stand in for attribute lookups for the same reason.
         events: List[bytes] = []
         append = events.append
         newest = 0
+        diverted = 0
         headers_get = self._headers.get
         times_get = self._times.get
         templates_get = self._templates.get
         unsafe = self._unsafe
-        for frame in iter_log_group_frames(data):
+        for frame in frames:
             if not frame.log_spans:
                 continue
             group_tail, group_host = self._render_group(frame)
@@ -157,9 +199,10 @@ class Transcoder:
                 if timing is None:
                     timing = self._read_time(data, start)
                     if timing is None:
-                        event, seconds = self._reference_event(frame, data, start, stop)
+                        event, seconds, was_diverted = self._reference_event(frame, data, start, stop, shard_id)
                         append(event)
                         newest = max(newest, seconds)
+                        diverted += was_diverted
                         continue
                 seconds, seconds_text, pos = timing[0], timing[1], start + timing[2]
 
@@ -187,9 +230,10 @@ class Transcoder:
                     keys.append(key)
                     pos += content_size
                 if pos != stop:
-                    event, seconds = self._reference_event(frame, data, start, stop)
+                    event, seconds, was_diverted = self._reference_event(frame, data, start, stop, shard_id)
                     append(event)
                     newest = max(newest, seconds)
+                    diverted += was_diverted
                     continue
                 if seconds > newest:
                     newest = seconds
@@ -198,6 +242,17 @@ class Transcoder:
                 template = templates_get(key_tuple)
                 if template is None:
                     template = self._template(key_tuple)
+                special = template.special
+                field_time_text = None
+                if special is not None:
+                    if special.divert:
+                        event = self._divert(frame, decode_log(data, start, stop), shard_id)
+                        if event is not None:
+                            append(event)
+                            diverted += 1
+                            continue
+                    if special.time_position >= 0:
+                        field_time_text = self._field_time(values[special.time_position])
                 # The host comes from the raw value, before escaping.
                 host = group_host if group_host is not None else self._content_host(values, template.host_position)
                 if template.json_positions or template.escape_positions:
@@ -212,8 +267,10 @@ class Transcoder:
                 else:
                     time_text = seconds_text
                     body_end = group_tail + seconds_text
+                if field_time_text is not None:
+                    time_text = field_time_text
                 append(template.format % (time_text, host, *values, body_end))
-        return events, newest
+        return events, newest, diverted
 
     # ------------------------------------------------------------------------------------------- wire format
 
@@ -253,11 +310,32 @@ class Transcoder:
         self._headers[data[pos:value_start]] = header
         return header
 
-    def _reference_event(self, frame: LogGroupFrame, data: bytes, start: int, stop: int) -> Tuple[bytes, int]:
-        """The straightforward path for one log: decode it, shape it. Returns (event, __time__)."""
+    def _reference_event(self, frame: LogGroupFrame, data: bytes, start: int, stop: int,
+                         shard_id: int) -> Tuple[bytes, int, int]:
+        """The straightforward path for one log: decode it, shape it. Returns (event, __time__, 1 if diverted)."""
         log = decode_log(data, start, stop)
+        if self._diverter is not None and looks_flattened_actiontrail(key for key, _ in log.contents):
+            event = self._divert(frame, log, shard_id)
+            if event is not None:
+                return event, log.time, 1
         events, _ = self.shaper.shape([LogGroup(frame.topic, frame.source, frame.tags, [log])])
-        return events[0], log.time
+        return events[0], log.time, 0
+
+    def _divert(self, frame: LogGroupFrame, log: Log, shard_id: int) -> Optional[bytes]:
+        """The ActionTrail event of a log with flattened ActionTrail keys; None if it holds no record after all."""
+        return self._diverter.actiontrail_event(frame, log, shard_id)  # type: ignore[union-attr]
+
+    def _field_time(self, raw: bytes) -> Optional[bytes]:
+        """Splunk time text of a time_field value, None when it does not parse (then ``__time__`` is used)."""
+        cached = self._field_times.get(raw, False)
+        if cached is not False:
+            return cached  # type: ignore[return-value]
+        text = field_time(raw.decode("utf-8", "replace"))
+        result = None if text is None else text.encode("ascii")
+        if len(self._field_times) >= _CACHE_LIMIT:
+            self._field_times.clear()
+        self._field_times[raw] = result
+        return result
 
     # ------------------------------------------------------------------------------------------- rendering
 
@@ -281,8 +359,11 @@ class Transcoder:
         host_position = -1
         if not shaper.host_from_group and host_field in keys:
             host_position = keys.index(host_field)  # the first one, as EventShaper does
+        time_position = keys.index(self._time_field) if self._time_field and self._time_field in keys else -1
+        divert = self._diverter is not None and looks_flattened_actiontrail(keys)
+        special = _Special(time_position, divert) if time_position >= 0 or divert else None
         template = _Template(self._template_head + b"".join(fields) + self._template_end, tuple(json_positions),
-                             host_position)
+                             host_position, special)
         if len(self._templates) >= _CACHE_LIMIT:
             self._templates.clear()
         self._templates[keys] = template
@@ -357,3 +438,173 @@ def make_transcode(shaper: EventShaper, decode: Callable[[bytes], list]) -> Call
         return shaper.shape(decode(data))
 
     return decode_and_shape
+
+
+class RoutingShaper:
+    """The straightforward definition of routed output: decoded log groups -> events, one shaper per route.
+
+    Arguments:
+        shaper: The input's EventShaper; its metadata is copied for each route with that route's sourcetype.
+        router: The input's router.
+    """
+
+    def __init__(self, shaper: EventShaper, router: Router) -> None:
+        self.router = router
+        base = shaper.meta
+        self.shapers: Dict[Route, EventShaper] = {
+            route: EventShaper(replace(base, sourcetype=route.sourcetype, time_field=route.time_field), shaper.fmt)
+            for route in router.routes() if route.body == GENERIC}
+        self.actiontrail = ActionTrailShaper(replace(base, sourcetype=ACTIONTRAIL_ROUTE.sourcetype), shaper.fmt,
+                                             router.project, router.logstore)
+        self._default = router.default
+        self._default_shaper = self.shapers[self._default]
+
+    def shape(self, groups: Iterable[LogGroup], shard_id: int) -> Transcoded:
+        """Every log of ``groups`` as an event of its route; newest ``__time__``; events per sourcetype."""
+        events: List[bytes] = []
+        counts: Dict[str, int] = {}
+        newest = 0
+        for group in groups:
+            if not group.logs:
+                continue
+            newest = max(newest, max(log.time for log in group.logs))
+            route = self.router.route(group.topic)
+            if route.body == ACTIONTRAIL:
+                self.actiontrail_events(group, group.logs, shard_id, events, counts)
+                continue
+            for log in group.logs:
+                event = None
+                if route is self._default and looks_flattened_actiontrail(key for key, _ in log.contents):
+                    event = self.actiontrail_event(group, log, shard_id)
+                if event is not None:
+                    sourcetype = self.actiontrail.sourcetype
+                else:
+                    event = self.shapers[route].shape([LogGroup(group.topic, group.source, group.tags, [log])])[0][0]
+                    sourcetype = route.sourcetype
+                events.append(event)
+                counts[sourcetype] = counts.get(sourcetype, 0) + 1
+        return events, newest, counts
+
+    def actiontrail_events(self, group: "LogGroup | LogGroupFrame", logs: Iterable[Log], shard_id: int,
+                           events: List[bytes], counts: Dict[str, int]) -> int:
+        """Append the events of an ActionTrail group's logs (generic ``aliyun:sls`` for a log without a record).
+
+        Returns:
+            The newest ``__time__`` of the logs.
+        """
+        shared = self.actiontrail.group(group.topic, group.source, group.tags, shard_id)
+        newest = 0
+        normalised = fallback = 0
+        for log in logs:
+            if log.time > newest:
+                newest = log.time
+            event = self.actiontrail.event(shared, log.time, log.time_ns, log.contents)
+            if event is None:
+                event = self._default_shaper.shape([LogGroup(group.topic, group.source, group.tags, [log])])[0][0]
+                fallback += 1
+            else:
+                normalised += 1
+            events.append(event)
+        for sourcetype, count in ((self.actiontrail.sourcetype, normalised), (self._default.sourcetype, fallback)):
+            if count:
+                counts[sourcetype] = counts.get(sourcetype, 0) + count
+        return newest
+
+    def actiontrail_event(self, group: "LogGroup | LogGroupFrame", log: Log, shard_id: int) -> Optional[bytes]:
+        """One log of a generic group as an ActionTrail event, or None when it holds no record."""
+        shared = self.actiontrail.group(group.topic, group.source, group.tags, shard_id)
+        return self.actiontrail.event(shared, log.time, log.time_ns, log.contents)
+
+
+class RoutingTranscoder:
+    """Routed events from PullLogs bodies, byte for byte those of ``RoutingShaper`` on the decoded groups.
+
+    Runs of consecutive groups of one generic route go through that route's fused ``Transcoder``; ActionTrail
+    groups are decoded log by log (their JSON is parsed and written again anyway). Thread-safe like Transcoder.
+    """
+
+    def __init__(self, shaper: EventShaper, router: Router) -> None:
+        self.reference = RoutingShaper(shaper, router)
+        self._route = router.route
+        self._default = router.default
+        self._transcoders = {
+            route: Transcoder(route_shaper, self.reference if route is router.default else None)
+            for route, route_shaper in self.reference.shapers.items()}
+        self._key_cache: Dict[bytes, str] = {}
+
+    def transcode(self, data: bytes, shard_id: int) -> Transcoded:
+        """Routed events of a LogGroupList, as ``self.reference.shape(decode_log_group_list(data), shard_id)``.
+
+        Raises:
+            DecodeError: The bytes are not a well-formed LogGroupList.
+        """
+        if not isinstance(data, bytes):
+            data = bytes(data)
+        try:
+            return self._transcode(data, shard_id)
+        except (DecodeError, IndexError):
+            return self.reference.shape(decode_log_group_list(data), shard_id)
+
+    def _transcode(self, data: bytes, shard_id: int) -> Transcoded:
+        events: List[bytes] = []
+        counts: Dict[str, int] = {}
+        newest = 0
+        run: List[LogGroupFrame] = []
+        run_route = self._default
+        for frame in iter_log_group_frames(data):
+            if not frame.log_spans:
+                continue
+            route = self._route(frame.topic)
+            if route is not run_route and run:
+                newest = max(newest, self._run(data, run, run_route, shard_id, events, counts))
+                run = []
+            run_route = route
+            run.append(frame)
+        if run:
+            newest = max(newest, self._run(data, run, run_route, shard_id, events, counts))
+        return events, newest, counts
+
+    def _run(self, data: bytes, frames: List[LogGroupFrame], route: Route, shard_id: int, events: List[bytes],
+             counts: Dict[str, int]) -> int:
+        """Append the events of consecutive groups of one route; return their newest ``__time__``."""
+        if route.body == ACTIONTRAIL:
+            newest = 0
+            key_cache = self._key_cache
+            for frame in frames:
+                logs = (decode_log(data, start, stop, key_cache) for start, stop in frame.log_spans)
+                newest = max(newest, self.reference.actiontrail_events(frame, logs, shard_id, events, counts))
+            return newest
+        run_events, newest, diverted = self._transcoders[route].transcode_frames(data, frames, shard_id)
+        events.extend(run_events)
+        counts[route.sourcetype] = counts.get(route.sourcetype, 0) + len(run_events) - diverted
+        if diverted:
+            sourcetype = self.reference.actiontrail.sourcetype
+            counts[sourcetype] = counts.get(sourcetype, 0) + diverted
+        return newest
+
+
+def make_batch_transcode(shaper: EventShaper, decode: Callable[[bytes], list],
+                         router: Optional[Router] = None) -> Callable[[bytes, int], Transcoded]:
+    """The pipeline's per-pull step: (LogGroupList bytes, shard id) -> (events, newest, events per sourcetype).
+
+    Arguments:
+        shaper: The input's shaper (tests may pass a stand-in when there is no router).
+        decode: The LogGroupList decoder (tests may pass a stand-in).
+        router: The input's router when its sourcetype is ``auto``; None sends every log to ``shaper``, unchanged.
+    """
+    if router is None:
+        transcode = make_transcode(shaper, decode)
+
+        def unrouted(data: bytes, shard_id: int) -> Transcoded:
+            events, newest = transcode(data)
+            return events, newest, None
+
+        return unrouted
+    if decode is decode_log_group_list:
+        return RoutingTranscoder(shaper, router).transcode
+    reference = RoutingShaper(shaper, router)
+
+    def decode_and_route(data: bytes, shard_id: int) -> Transcoded:
+        return reference.shape(decode(data), shard_id)
+
+    return decode_and_route

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from .pipeline import EventSink
 
 __all__ = ["ChannelError", "Frame", "write_frame", "read_frame", "chunk_events", "SupervisorLink", "RelaySink",
-           "SupervisorOptions", "Supervisor", "supervise", "worker_main", "worker_script"]
+           "SupervisorOptions", "Supervisor", "supervise", "worker_script"]
 
 logger = logging.getLogger("sls_forwarder.workers")
 
@@ -377,25 +377,6 @@ class RelaySink:
             self._in_flight_bytes -= relayed.size
             self._in_flight_batches -= 1
             self._state.notify_all()
-
-
-def worker_main() -> int:
-    """Entry point of ``bin/aliyun_sls_worker.py``: read the definition from the supervisor, run the input.
-
-    Returns:
-        The process exit code: run_input's, or 2 when no valid definition arrived.
-    """
-    link = SupervisorLink.from_stdio()
-    try:
-        definition = link.read_init()
-    except (ChannelError, OSError) as err:
-        # Logging is not set up before the definition names the input; the last-resort handler writes to stderr,
-        # which splunkd puts in splunkd.log.
-        logger.error("action=worker_no_definition pid=%d error=\"%s\"", os.getpid(), err)
-        return 2
-    from .modinput import run_input
-
-    return run_input(str(definition["stanza"]), definition["params"], definition["metadata"], link=link)
 
 
 # ---------------------------------------------------------------------------------------------------------------

