@@ -375,3 +375,25 @@ def test_sts_messages_never_carry_the_secrets_it_echoes(sts, imds):
     echoed = "denied: server string to sign is:POST&%2F&ExternalId%3Dext%252B%252F%253DSecret%253A1"
     assert StsClient._scrub("x ext%2B%2F%3DSecret%3A1 y", ("ext+/=Secret:1",)) == "x *** y"
     assert StsClient._scrub(echoed, ("ext+/=Secret:1",)) == "denied: "
+
+
+def test_a_bug_in_a_renewal_does_not_end_the_renewals(caplog):
+    calls = []
+
+    def fetch() -> Credentials:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyError("secret-value-in-a-bug")
+        return Credentials("STS.k%d" % len(calls), "s", "t", time.time() + 0.6)
+
+    provider = RefreshingCredentials(fetch, "account=a type=ecs_ram_role", backoff_initial=0.1,
+                                     min_interval=0.1).start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="sls_forwarder"):
+            deadline = time.monotonic() + 5
+            while len(calls) < 3 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert len(calls) >= 3 and provider.current().access_key_id.startswith("STS.k")
+        assert "code=RenewalBug" in caplog.text and "secret-value-in-a-bug" not in caplog.text
+    finally:
+        provider.close()

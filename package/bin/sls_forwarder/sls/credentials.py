@@ -167,7 +167,9 @@ class RefreshingCredentials:
                         # The metadata service hands out one credential until it rotates it: ask again later.
                         raise RetryableError("the source handed back the credentials SLS refused as expired",
                                              code="SecurityTokenExpired")
-            except ForwarderError as err:
+            except Exception as exc:  # a bug must not end the renewals: the credentials would quietly expire
+                err = exc if isinstance(exc, ForwarderError) else ForwarderError(
+                    "unexpected %s while renewing" % type(exc).__name__, code="RenewalBug")
                 delay = self._backoff.next_delay()
                 if not failing_since:
                     failing_since = self._clock()
