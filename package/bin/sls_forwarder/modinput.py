@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from .account import AccountSettings
     from .config import HecDestination
     from .pipeline import EventSink, Pipeline
-    from .sls.credentials import CredentialsProvider, ProviderCache
+    from .sls.credentials import CredentialsProvider
+    from .sls.providers import ProviderCache
     from .splunk.splunkd import SplunkdSettings
     from .workers import SupervisorLink
 
@@ -143,7 +144,7 @@ def account_credentials(account: "AccountSettings", server_name: str, proxy_url:
     Raises:
         ConfigError: naming the account and what is wrong, also when the metadata service or STS is unreachable.
     """
-    from .sls.credentials import make_provider
+    from .sls.providers import make_provider
 
     try:
         return make_provider(account, server_name=server_name, proxy_url=proxy_url, ca_bundle=ca_bundle, timeout=8.0)
@@ -265,7 +266,7 @@ def run_input(stanza_name: str, params: Mapping[str, str], metadata: Mapping[str
                          shutdown_timeout=_hidden_float(params, "shutdown_timeout", 30.0))
         log.modular_input_end(addon_logger, config.stanza)
         return code
-    from .sls.credentials import ProviderCache
+    from .sls.providers import ProviderCache
 
     server_name = settings.server_name(server_host)
     consumer = consumer_name(config.consumer_group, server_name, config.name, worker or None)

@@ -11,10 +11,10 @@ import pytest
 from sls_forwarder.account import AccountSettings, session_name
 from sls_forwarder.errors import ConfigError, RetryableError
 from sls_forwarder.sls.client import SlsClient
-from sls_forwarder.sls.credentials import (Credentials, ProviderCache, RefreshingCredentials, StaticCredentials,
-                                           make_provider)
+from sls_forwarder.sls.credentials import Credentials, RefreshingCredentials, StaticCredentials
 from sls_forwarder.sls.endpoint import parse_endpoint
 from sls_forwarder.sls.imds import IMDS_URL_ENV, MetadataService, parse_expiration
+from sls_forwarder.sls.providers import ProviderCache, make_provider
 from sls_forwarder.sls.sts import StsClient, percent_encode
 from tests.emulators.imds import ImdsEmulator
 from tests.emulators.sls.server import SlsEmulator
