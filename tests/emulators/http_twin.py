@@ -8,9 +8,9 @@ import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Deque, Dict, List, Optional, Tuple
+from typing import Callable, Deque, Dict, List, Optional, Tuple, TypeVar
 
-__all__ = ["TwinServer", "Answer", "Served"]
+__all__ = ["TwinServer", "TwinLifecycle", "Answer", "Served"]
 
 
 @dataclass(frozen=True)
@@ -122,3 +122,33 @@ class TwinServer:
     def clear_request_log(self) -> None:
         with self._lock:
             self._log.clear()
+
+
+Twin = TypeVar("Twin", bound="TwinLifecycle")
+
+
+class TwinLifecycle:
+    """start/stop, the context manager, url and port of a twin that serves through its ``http`` TwinServer."""
+
+    http: TwinServer
+
+    def start(self: Twin) -> Twin:
+        self.http.start()
+        return self
+
+    def stop(self) -> None:
+        self.http.stop()
+
+    def __enter__(self: Twin) -> Twin:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return self.http.url
+
+    @property
+    def port(self) -> int:
+        return self.http.port

@@ -16,7 +16,7 @@ import time
 from typing import Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
 
-from ..http_twin import Answer, TwinServer
+from ..http_twin import Answer, TwinLifecycle, TwinServer
 from ..sts.tokens import DEFAULT_ISSUER_KEY, TemporaryKey, TokenIssuer, format_time
 
 __all__ = ["ImdsEmulator"]
@@ -26,7 +26,7 @@ TOKEN_PATH = "/latest/api/token"
 TEXT = "text/plain"
 
 
-class ImdsEmulator:
+class ImdsEmulator(TwinLifecycle):
     """The metadata twin.
 
     Arguments:
@@ -50,27 +50,6 @@ class ImdsEmulator:
         self._current: Optional[TemporaryKey] = None
         self._lock = threading.Lock()
         self.http = TwinServer(self._handle, host, port, name="imds-emulator")
-
-    def start(self) -> "ImdsEmulator":
-        self.http.start()
-        return self
-
-    def stop(self) -> None:
-        self.http.stop()
-
-    def __enter__(self) -> "ImdsEmulator":
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        return self.http.url
-
-    @property
-    def port(self) -> int:
-        return self.http.port
 
     @property
     def role_arn(self) -> str:

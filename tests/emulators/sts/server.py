@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, List, Mapping, Optional, Set, Tuple
 from urllib.parse import parse_qsl, quote, urlsplit
 
-from ..http_twin import Answer, TwinServer
+from ..http_twin import Answer, TwinLifecycle, TwinServer
 from .tokens import DEFAULT_ISSUER_KEY, TokenError, TokenIssuer
 
 __all__ = ["StsEmulator", "Role", "string_to_sign"]
@@ -76,7 +76,7 @@ class StsStats:
     refused: Dict[str, int] = field(default_factory=dict)
 
 
-class StsEmulator:
+class StsEmulator(TwinLifecycle):
     """The STS twin.
 
     Arguments:
@@ -101,29 +101,6 @@ class StsEmulator:
         self._nonces: Set[str] = set()
         self._lock = threading.Lock()
         self.http = TwinServer(self._handle, host, port, name="sts-emulator")
-
-    # ------------------------------------------------------------------------------------------ lifecycle
-
-    def start(self) -> "StsEmulator":
-        self.http.start()
-        return self
-
-    def stop(self) -> None:
-        self.http.stop()
-
-    def __enter__(self) -> "StsEmulator":
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        return self.http.url
-
-    @property
-    def port(self) -> int:
-        return self.http.port
 
     @property
     def endpoint(self) -> str:
