@@ -6,11 +6,10 @@ Prints one line with the URL it listens on, then serves until SIGTERM or Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from typing import List, Optional
 
+from ..cli import serve_until_terminated
 from .server import HecEmulator
 
 
@@ -29,14 +28,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     tokens = {token: {"ack": args.ack, "indexes": args.index} for token in args.token}
     emulator = HecEmulator(host=args.host, port=args.port, tokens=tokens, ack_delay=args.ack_delay,
                            tls=args.tls, record_path=args.record)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     emulator.start()
-    print(f"hec emulator listening url={emulator.url} ack={args.ack} tokens={len(tokens)}", flush=True)
     try:
-        while not stop.wait(0.5):
-            pass
+        serve_until_terminated(f"hec emulator listening url={emulator.url} ack={args.ack} tokens={len(tokens)}")
     finally:
         emulator.stop()
     return 0

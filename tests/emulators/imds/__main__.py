@@ -7,11 +7,10 @@ Point the add-on at it with ``TA_ALIYUN_SLS_IMDS_URL=http://HOST:PORT`` (tests o
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from typing import List, Optional
 
+from ..cli import serve_until_terminated
 from ..sts.tokens import DEFAULT_ISSUER_KEY
 from .server import ImdsEmulator
 
@@ -28,14 +27,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     emulator = ImdsEmulator(args.role_name, account_id=args.account_id, hardened=not args.no_hardened,
                             lifetime=args.lifetime, host=args.host, port=args.port, issuer_key=args.issuer_key)
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    signal.signal(signal.SIGINT, lambda *_: stopping.set())
     emulator.start()
-    print("metadata emulator listening on %s" % emulator.url, flush=True)
-    while not stopping.wait(0.5):
-        pass
-    emulator.stop()
+    try:
+        serve_until_terminated("metadata emulator listening on %s" % emulator.url)
+    finally:
+        emulator.stop()
     return 0
 
 

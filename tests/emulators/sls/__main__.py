@@ -6,11 +6,10 @@ Prints one line "SLS emulator listening on http://HOST:PORT" and serves until SI
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from typing import List, Optional
 
+from ..cli import serve_until_terminated
 from .server import SlsEmulator
 
 
@@ -52,14 +51,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         load_direct(emulator, args.project, args.logstore,
                     DataSpec(kind="actiontrail", seed=args.seed, event_count=args.load_demo, logs_per_group=10))
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    signal.signal(signal.SIGINT, lambda *_: stopping.set())
     emulator.start()
-    print("SLS emulator listening on %s" % emulator.url, flush=True)
-    while not stopping.wait(0.5):
-        pass
-    emulator.stop()
+    try:
+        serve_until_terminated("SLS emulator listening on %s" % emulator.url)
+    finally:
+        emulator.stop()
     return 0
 
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
 from typing import List, Optional
 
+from ..cli import serve_until_terminated
 from .server import SplunkdDouble
 
 
@@ -37,14 +36,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                            port=args.port, tls=not args.http, hec_tokens=seed.get("hec_tokens"))
     for item in seed.get("encrypted", []):
         double.store_encrypted(item["conf"], item["stanza"], item["fields"], item.get("others"))
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     double.start()
-    print(f"splunkd double listening url={double.url} app={args.app}", flush=True)
     try:
-        while not stop.wait(0.5):
-            pass
+        serve_until_terminated(f"splunkd double listening url={double.url} app={args.app}")
     finally:
         double.stop()
     return 0

@@ -7,13 +7,12 @@ line with the Configuration page's URL, and serves until SIGTERM or Ctrl-C. Open
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from typing import List, Optional
 
 from tests.splunk_runner import interpreters
 
+from ..cli import serve_until_terminated
 from .stack import SplunkWebStack
 
 
@@ -24,15 +23,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--python", help="Splunk's Python for the handlers (default: newest of pyenv 3.9/3.13)")
     args = parser.parse_args(argv)
     python = args.python or list(interpreters().values())[-1]
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     with SplunkWebStack(args.app, python, port=args.port) as stack:
         assert stack.web is not None
-        print(f"Splunk Web stand-in listening url={stack.web.page_url('configuration')} "
-              f"splunkd={stack.splunkd.url}", flush=True)
-        while not stop.wait(0.5):
-            pass
+        serve_until_terminated(f"Splunk Web stand-in listening url={stack.web.page_url('configuration')} "
+                               f"splunkd={stack.splunkd.url}")
     return 0
 
 

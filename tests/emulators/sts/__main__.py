@@ -6,11 +6,10 @@ Prints one line "STS emulator listening on http://HOST:PORT" and serves until SI
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from typing import List, Optional
 
+from ..cli import serve_until_terminated
 from .server import Role, StsEmulator
 from .tokens import DEFAULT_ISSUER_KEY
 
@@ -37,14 +36,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     emulator = StsEmulator({args.access_key_id: args.access_key_secret}, args.role, host=args.host, port=args.port,
                            issuer_key=args.issuer_key, lifetime=args.lifetime)
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    signal.signal(signal.SIGINT, lambda *_: stopping.set())
     emulator.start()
-    print("STS emulator listening on %s" % emulator.url, flush=True)
-    while not stopping.wait(0.5):
-        pass
-    emulator.stop()
+    try:
+        serve_until_terminated("STS emulator listening on %s" % emulator.url)
+    finally:
+        emulator.stop()
     return 0
 
 
