@@ -28,6 +28,8 @@ APP_LOG_PREFIX = "ta-aliyun-sls"  # UCC's dashboard searches source=*ta-aliyun-s
 CONSUMER_GROUP_QUOTA = 30
 # Largest HEC request body: big enough to amortise a round trip, small enough that a retry resends little.
 HEC_REQUEST_BYTES = 4 * 1024 * 1024
+# Keep-alive connections of the data client: SLS allows 512 shards per Logstore, and each shard thread pulls on its own.
+DATA_CONNECTIONS = 512
 
 logger = logging.getLogger("sls_forwarder.modinput")
 
@@ -395,8 +397,11 @@ def _build_pipeline(config: InputConfig, settings: "SplunkdSettings", consumer: 
         raise type(err)(f"account {account.name!r} ({account.credential_type}): {err.message}", code=err.code,
                         request_id=err.request_id, status=err.status) from None
     # Pulls retry forever (never skip data); control calls give up soon so a failing heartbeat is noticed in time.
+    # One kept-alive connection per shard thread: a smaller pool would open (and TLS-handshake) a new connection
+    # for every pull beyond its size whenever many shards pull at once.
     data_client = SlsClient(endpoint, credentials, config.project, proxy_url=proxy_url,
-                            ca_bundle=config.sls_ca_bundle, max_attempts=0, stop=stop_pulling)
+                            ca_bundle=config.sls_ca_bundle, max_attempts=0, stop=stop_pulling,
+                            pool_size=DATA_CONNECTIONS)
     # Half a heartbeat per attempt, two attempts: a failing heartbeat is known within about one heartbeat interval,
     # well inside the group timeout (two intervals), so lost ownership is noticed before the shards are handed on.
     control_client = SlsClient(endpoint, credentials, config.project, proxy_url=proxy_url,
