@@ -35,7 +35,7 @@ class ScaleSettings:
 
 
 FULL_SCALE = ScaleSettings(backlog_mb=200.0, backlog_window_s=60.0, idle_settle_s=10.0, idle_window_s=30.0, probes=5)
-QUICK_SCALE = ScaleSettings(backlog_mb=48.0, backlog_window_s=15.0, idle_settle_s=4.0, idle_window_s=10.0, probes=3)
+QUICK_SCALE = ScaleSettings(backlog_mb=48.0, backlog_window_s=12.0, idle_settle_s=3.0, idle_window_s=8.0, probes=3)
 
 
 @dataclass
@@ -160,7 +160,7 @@ class ManyShards:
         assert self.sls is not None
         for number in range(self.settings.probes):
             # Uneven pauses, so the puts do not fall on the same phase of the idle pull cadence each time.
-            running.sampler.sample_for(2.0 + 0.7 * number)
+            running.sampler.sample_for(1.5 + 0.7 * number)
             shard_id = (number * row.shards) // self.settings.probes + number
             seen = len(running.stdout.latencies.values())
             self.sls.put(logstore, shard_id % row.shards, "wake-%d-%08d" % (row.shards, number))

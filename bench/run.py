@@ -62,7 +62,7 @@ class Mode:
 
 FULL = Mode("full", size_mb=200.0, reference_seconds=60.0, timeout=900.0, ceiling_mb=20.0, ceiling_rounds=3,
             scale=many_shards.FULL_SCALE, fresh=freshness.FULL_FRESH)
-QUICK = Mode("quick", size_mb=64.0, reference_seconds=15.0, timeout=90.0, ceiling_mb=8.0, ceiling_rounds=2,
+QUICK = Mode("quick", size_mb=64.0, reference_seconds=15.0, timeout=90.0, ceiling_mb=20.0, ceiling_rounds=3,
              scale=many_shards.QUICK_SCALE, fresh=freshness.QUICK_FRESH)
 
 
