@@ -92,6 +92,7 @@ class RunningInput:
         self._changed = threading.Condition()
         self._stderr = bytearray()
         self._stdout_done = False
+        self._read_rate: Optional[float] = None    # bytes per second while throttled (a slow splunkd)
         self.killed = False
         self._readers = [
             threading.Thread(target=self._read_stdout, name=f"modinput-stdout-{process.pid}", daemon=True),
@@ -117,6 +118,13 @@ class RunningInput:
                 self._changed.notify_all()
             if not chunk:
                 return
+            rate = self._read_rate
+            if rate:
+                time.sleep(len(chunk) / rate)
+
+    def throttle(self, bytes_per_second: Optional[float]) -> None:
+        """Read stdout at most this fast from now on, as a busy splunkd would (None: as fast as it comes)."""
+        self._read_rate = bytes_per_second
 
     def _read_stderr(self) -> None:
         stream = self.process.stderr

@@ -2,8 +2,10 @@
 InvalidCursor handling, back-pressure, readonly shards, revocation and ordered shutdown. All with in-memory fakes."""
 
 import collections
+import dataclasses
 import json
 import threading
+import time
 
 import pytest
 
@@ -173,7 +175,9 @@ def test_delivered_hook_sees_every_batch(made):
     client.append(0, 21)
     client.assign(CONSUMER, {0})
     sink = FakeSink(auto=True)
-    pipeline = Pipeline(client, sink, FakeShaper(), settings(), decode=fake_decode, on_delivered=seen.append)
+    # A snapshot at call time: the pipeline drops a delivered batch's events right after the hook.
+    pipeline = Pipeline(client, sink, FakeShaper(), settings(), decode=fake_decode,
+                        on_delivered=lambda batch: seen.append(dataclasses.replace(batch)))
     made.append(pipeline)
     pipeline.start()
     assert wait_for(lambda: sum(len(b.events) for b in seen) == 21)
@@ -201,7 +205,8 @@ def test_routed_batches_carry_events_per_sourcetype_and_their_shard(made):
     client.assign(CONSUMER, {0, 1})
     shaper = EventShaper(EventMeta(index="main", sourcetype="auto", source="s", default_host="h"), "hec")
     pipeline = Pipeline(client, FakeSink(auto=True), shaper, settings(), decode=routed_decode,
-                        on_delivered=seen.append, router=Router("proj", "store"))
+                        on_delivered=lambda batch: seen.append(dataclasses.replace(batch)),
+                        router=Router("proj", "store"))
     made.append(pipeline)
     pipeline.start()
     assert wait_for(lambda: sum(len(b.events) for b in seen) == 15)
@@ -564,3 +569,55 @@ def test_a_revoked_shard_backs_off_while_the_sink_refuses_instead_of_spinning(ma
     before = sink.attempts
     assert not wait_for(lambda: sink.attempts - before > 40, timeout=1.0), "revoked shard retried in a hot loop"
     assert client.committed_index(0) in (None, 0), "nothing was delivered, so nothing may be committed"
+
+
+# ---------------------------------------------------------------- memory budget
+
+
+def test_shards_share_one_memory_budget_first_come_first_served(made):
+    client = FakeSlsClient(shard_count=8)
+    for shard in range(8):
+        client.append(shard, 60)
+    client.assign(CONSUMER, set(range(8)))
+    sink = FakeSink()
+    # 6,000 bytes: a pull reserves 750, a held batch of 10 fake events is 520, so about 11 batches fit; without the
+    # budget the per-shard limit alone would let 24 wait.
+    pipeline = Pipeline(client, sink, FakeShaper(), settings(max_inflight_bytes=6000), decode=fake_decode)
+    made.append(pipeline)
+    assert pipeline.settings.pull_reservation == 750
+    # Another holder has the whole budget until every shard stands in line: then the order is the queue's alone.
+    assert pipeline.budget.acquire(6000, lambda: True)
+    pipeline.start()
+    assert wait_for(lambda: len(pipeline.budget._waiting) == 8)
+    pipeline.budget.release(6000)
+    peak = [0]
+
+    def stalled() -> bool:
+        peak[0] = max(peak[0], pipeline.budget.held())
+        return len(sink.pending_batches()) >= 8 and len(pipeline.budget._waiting) > 0
+
+    assert wait_for(stalled)
+    pending = sink.pending_batches()
+    assert 8 <= len(pending) <= 11
+    assert {batch.shard_id for batch in pending} == set(range(8)), "every shard got its turn before any got a second"
+    assert pipeline.budget.held() == sum(batch.memory for batch in pending) <= 6000 and peak[0] <= 6000
+    while not committed_everything(client, range(8)):
+        sink.complete()
+        peak[0] = max(peak[0], pipeline.budget.held())
+        time.sleep(0.01)
+    assert sorted(sink.delivered_ids()) == [(s, i) for s in range(8) for i in range(60)]
+    assert peak[0] <= 6000
+    assert wait_for(lambda: pipeline.budget.held() == 0)
+    assert all(batch.events == [] for batch in sink.delivered_batches), "delivered events are dropped"
+
+
+def test_empty_and_failed_pulls_give_their_reservation_back(made):
+    client = FakeSlsClient(shard_count=2)
+    client.append(0, 5)
+    client.fail("pull_logs", RetryableError("SLS is down", status=503), RetryableError("still down", status=503))
+    client.assign(CONSUMER, {0, 1})
+    sink = FakeSink(auto=True)
+    pipeline = start_pipeline(made, client, sink, error_backoff_cap=0.2, idle_poll_min=0.2, idle_poll_max=0.2)
+    assert wait_for(lambda: committed_everything(client, (0,)))
+    # Two failed pulls, one delivered shard and shard 1's empty pulls: a leaked reservation would never come back.
+    assert wait_for(lambda: pipeline.budget.held() == 0)

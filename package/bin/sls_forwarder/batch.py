@@ -18,6 +18,7 @@ class ShardBatch:
     newest_time: int = 0
     seq: int = 0
     sourcetypes: Optional[Dict[str, int]] = None  # events per sourcetype when routed; None: all the input's own
+    memory: int = 0  # bytes held against the input's memory budget until the batch is done (budget.py)
 
     @property
     def event_bytes(self) -> int:

@@ -61,14 +61,14 @@ def parse_start_position(text: str) -> str | int:
     return int(moment.timestamp())
 
 
-def _positive_int(params: Mapping[str, str], name: str, default: int, maximum: int) -> int:
+def _positive_int(params: Mapping[str, str], name: str, default: int, maximum: int, minimum: int = 1) -> int:
     raw = str(params.get(name) or default).strip()
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"{name} {raw!r} must be a whole number from 1 to {maximum}") from None
-    if not 1 <= value <= maximum:
-        raise ConfigError(f"{name} {value} must be a whole number from 1 to {maximum}")
+        raise ConfigError(f"{name} {raw!r} must be a whole number from {minimum} to {maximum}") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name} {value} must be a whole number from {minimum} to {maximum}")
     return value
 
 
@@ -159,6 +159,7 @@ class InputConfig:
     json_fields: Tuple[str, ...] = ()
     heartbeat_interval: int = 20
     checkpoint_interval: float = 5.0
+    max_inflight_mb: int = 64  # memory budget of the whole input, shared by its shards (and split among workers)
 
     @property
     def stanza(self) -> str:
@@ -224,4 +225,5 @@ def parse_input(name: str, params: Mapping[str, str], *, overrides: Optional[Dic
         json_fields=json_fields,
         heartbeat_interval=_positive_int(values, "heartbeat_interval", 20, 300),
         checkpoint_interval=float(values.get("checkpoint_interval") or 5.0),
+        max_inflight_mb=_positive_int(values, "max_inflight_mb", 64, 4096, minimum=8),
     )

@@ -239,9 +239,10 @@ def run_input(stanza_name: str, params: Mapping[str, str], metadata: Mapping[str
     """
     from solnlib import log
 
-    from .runtime import RuntimeOptions, consumer_name, run
+    from .runtime import RuntimeOptions, consumer_name, limit_allocator_arenas, run
     from .splunk.splunkd import SplunkdSettings
 
+    limit_allocator_arenas()  # before any thread allocates: memory then follows the input's budget
     short_name = stanza_name.split("://", 1)[-1]
     worker = str(params.get("__worker") or "")
     # One log file (and dead-letter file) per process: rotating a file shared by processes loses lines.
@@ -410,6 +411,8 @@ def _build_pipeline(config: InputConfig, settings: "SplunkdSettings", consumer: 
         logstore=config.logstore, consumer_group=config.consumer_group, consumer=consumer,
         start_position=config.start_position, query=config.query, heartbeat_interval=config.heartbeat_interval,
         checkpoint_interval=config.checkpoint_interval,
+        # Each worker process is one member of the group with its share of the input's budget.
+        max_inflight_bytes=(config.max_inflight_mb << 20) // config.workers,
         idle_poll_max=_hidden_float(params, "idle_poll_max", 2.0))
     # "auto": each log group goes to the sourcetype of its source (routing.py); any other value is used as it is.
     router = Router(config.project, config.logstore) if config.sourcetype == AUTO else None

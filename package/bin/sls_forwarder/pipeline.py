@@ -5,9 +5,11 @@ Guarantees:
 
 - A checkpoint is only ever ``ShardTracker.commit_cursor()``: the end of the longest run of delivered batches, so it
   never moves past data the sink has not delivered (at-least-once).
-- Memory is flat under any backlog: each pull asks for about ``pull_target_bytes`` of raw data (the log-group count
-  adapts to the groups' size, which varies from bytes to megabytes), a shard stops pulling while
-  ``max_batches_in_flight`` of its batches are undelivered, and the sink may block ``send`` as well.
+- Memory is bounded by one number per input, whatever the shard count: every pull first reserves its share of the
+  input's MemoryBudget (``max_inflight_bytes``), held until its events are delivered (see budget.py); each pull asks
+  for about ``pull_target_bytes`` of raw data (the log-group count adapts to the groups' size, which varies from
+  bytes to megabytes), a shard stops pulling while ``max_batches_in_flight`` of its batches are undelivered, and the
+  sink may block ``send`` as well.
 - ``InvalidCursor`` never jumps to the end of a shard: the cursor is retried, then the server checkpoint, and only if
   the data is really gone does the shard restart from the oldest retained data, with an ERROR naming the gap.
 
@@ -20,10 +22,11 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Protocol, Union
+from typing import TYPE_CHECKING, Callable, Dict, List, NamedTuple, Optional, Protocol, Union
 
 from .backoff import Backoff
 from .batch import ShardBatch
+from .budget import MemoryBudget, shaped_size
 from .errors import ConfigError, ForwarderError, InvalidCursorError, RetryableError
 from .sls.coordinator import Coordinator
 from .sls.decoder import decode_log_group_list
@@ -45,6 +48,11 @@ _INVALID_CURSOR_RETRIES = 2
 _RELEASE_COMMIT_ATTEMPTS = 3
 # A failure streak logs its first failure, then one reminder per this many seconds.
 _STREAK_REMINDER_SECONDS = 600.0
+# A pull reserves this many times its target size: while it transcodes, the compressed body, the raw LogGroupList
+# and the shaped events (XML escaping makes them larger than the raw data) are all in memory.
+PULL_RESERVE_FACTOR = 3
+# A budget holds at least this many full pulls, so prefetch keeps the sink busy however small the budget is.
+_PULLS_PER_BUDGET = 8
 
 
 class EventSink(Protocol):
@@ -79,6 +87,8 @@ class PipelineSettings:
         idle_poll_max: Longest pause between pulls of an idle shard (seconds).
         shard_status_ttl: Seconds a ListShards answer is trusted when checking for finished readonly shards.
         error_backoff_cap: Longest pause between retries after errors (seconds).
+        max_inflight_bytes: The input's memory budget: raw pulled bytes plus shaped events not yet delivered,
+            across all shards (see budget.py).
     """
 
     logstore: str
@@ -97,6 +107,18 @@ class PipelineSettings:
     idle_poll_max: float = 2.0
     shard_status_ttl: float = 10.0
     error_backoff_cap: float = 30.0
+    max_inflight_bytes: int = 64 << 20
+
+    @property
+    def pull_bytes(self) -> int:
+        """Raw bytes a pull aims at: ``pull_target_bytes``, less when the budget could not hold enough pulls."""
+        return max(1, min(self.pull_target_bytes,
+                          self.max_inflight_bytes // (PULL_RESERVE_FACTOR * _PULLS_PER_BUDGET)))
+
+    @property
+    def pull_reservation(self) -> int:
+        """Bytes of the memory budget a pull holds until it is transcoded."""
+        return self.pull_bytes * PULL_RESERVE_FACTOR
 
     def pull_pause(self, count: int, requested: int, raw_size: int) -> float:
         """Pause after a pull that returned data; the official consumer's throttling table, scaled.
@@ -104,19 +126,20 @@ class PipelineSettings:
         A full pull (all ``requested`` groups, or the byte target) is followed at once; smaller ones wait longer so a
         trickling shard is not polled in a hot loop.
         """
-        if count >= requested or raw_size >= self.pull_target_bytes:
+        target = self.pull_bytes
+        if count >= requested or raw_size >= target:
             return 0.0
-        if count * 2 >= requested or raw_size * 2 >= self.pull_target_bytes:
+        if count * 2 >= requested or raw_size * 2 >= target:
             return self.idle_poll_min / 4
-        if count * 10 >= requested or raw_size * 4 >= self.pull_target_bytes:
+        if count * 10 >= requested or raw_size * 4 >= target:
             return self.idle_poll_min
         return min(self.idle_poll_max, self.idle_poll_min * 2.5)
 
     def next_pull_count(self, count: int, raw_size: int) -> int:
-        """Groups to ask for next so the pull returns about ``pull_target_bytes``, within 1..``pull_count``."""
+        """Groups to ask for next so the pull returns about ``pull_bytes``, within 1..``pull_count``."""
         if count <= 0 or raw_size <= 0:
             return min(self.first_pull_count, self.pull_count)
-        return max(1, min(self.pull_count, int(self.pull_target_bytes * count / raw_size)))
+        return max(1, min(self.pull_count, int(self.pull_bytes * count / raw_size)))
 
 
 class _ShardStatus:
@@ -173,11 +196,13 @@ class ShardConsumer(threading.Thread):
         with self._state:
             self._revoked = True
             self._state.notify_all()
+        self._pipeline.budget.wake()
 
     def wake(self) -> None:
         """Cut any pause short (the pipeline is stopping)."""
         with self._state:
             self._state.notify_all()
+        self._pipeline.budget.wake()
 
     def commit(self, reason: str) -> bool:
         """Commit the shard's low-watermark cursor if it moved since the last commit.
@@ -245,40 +270,57 @@ class ShardConsumer(threading.Thread):
         errors = _ErrorStreak(self)
         invalid_cursor = _ErrorStreak(self)
         while cursor is not None and self._active():
-            if not self._wait_for_slot():
+            if not (self._wait_for_slot() and self._pipeline.budget.acquire(self._settings.pull_reservation,
+                                                                                 self._active)):
                 return
-            try:
-                result = self._pipeline.client.pull_logs(
-                    self._settings.logstore, self.shard_id, cursor, pull_count,
-                    query=self._settings.query)
-            except InvalidCursorError as err:
-                cursor = self._recover_cursor(cursor, err, invalid_cursor, errors)
+            pulled = self._pull(cursor, pull_count)
+            if isinstance(pulled.error, InvalidCursorError):
+                cursor = self._recover_cursor(cursor, pulled.error, invalid_cursor, errors)
                 continue
-            except Exception as err:
-                errors.failed("pull_logs", err, cursor)
+            if pulled.next_cursor:
+                invalid_cursor.cleared()
+            if pulled.error is not None:  # corrupt data is retried, never skipped; the ERROR names where it is
+                errors.failed(pulled.step, pulled.error, cursor)
                 continue
-            invalid_cursor.cleared()
-            if result.next_cursor == cursor:
-                errors.cleared()
+            errors.cleared()
+            if pulled.batch is None:
                 if self._finished or self._at_end_of_readonly_shard(cursor):
                     self._finish_readonly_shard()
                 self._pause(idle_pause)
                 idle_pause = min(self._settings.idle_poll_max, idle_pause * 2)
                 continue
+            idle_pause = self._settings.idle_poll_min
+            if not self._deliver(pulled.batch):
+                return
+            cursor = pulled.next_cursor
+            self._pause(self._settings.pull_pause(pulled.count, pull_count, pulled.raw_size))
+            pull_count = self._settings.next_pull_count(pulled.count, pulled.raw_size)
+
+    def _pull(self, cursor: str, pull_count: int) -> "_Pulled":
+        """Pull and transcode once, holding ``pull_reservation`` of the budget; keep only the batch's bytes after.
+
+        The raw data is dropped here, so nothing but the shaped events stays in memory while the batch waits for
+        the sink, and the reservation is settled before the caller pauses or backs off.
+        """
+        held = 0
+        try:
+            try:
+                result = self._pipeline.client.pull_logs(
+                    self._settings.logstore, self.shard_id, cursor, pull_count, query=self._settings.query)
+            except Exception as err:
+                return _Pulled(error=err, step="pull_logs")
+            if result.next_cursor == cursor:
+                return _Pulled(next_cursor=cursor)
             try:
                 events, newest, sourcetypes = self._pipeline.transcode(result.data, self.shard_id)
-            except Exception as err:  # corrupt data is retried, never skipped; the ERROR names where it is
-                errors.failed("decode", err, cursor)
-                continue
-            errors.cleared()
-            idle_pause = self._settings.idle_poll_min
+            except Exception as err:
+                return _Pulled(next_cursor=result.next_cursor, error=err, step="decode")
+            held = shaped_size(events)
             batch = ShardBatch(self.shard_id, cursor, result.next_cursor, events, result.raw_size, newest,
-                               sourcetypes=sourcetypes)
-            if not self._deliver(batch):
-                return
-            cursor = result.next_cursor
-            self._pause(self._settings.pull_pause(result.count, pull_count, result.raw_size))
-            pull_count = self._settings.next_pull_count(result.count, result.raw_size)
+                               sourcetypes=sourcetypes, memory=held)
+            return _Pulled(result.next_cursor, result.count, result.raw_size, batch)
+        finally:
+            self._pipeline.budget.resize(self._settings.pull_reservation, held)
 
     def _resolve_start(self) -> Optional[str]:
         """Server checkpoint if there is one, else ``start_position``; None if stopped first."""
@@ -349,6 +391,9 @@ class ShardConsumer(threading.Thread):
             self._newest_delivered = max(self._newest_delivered, batch.newest_time)
             self._state.notify_all()
         self._pipeline.delivered(batch)
+        # The tracker keeps the batch until older ones are done too; only its cursor is needed from here on.
+        batch.events = []
+        self._pipeline.budget.release(batch.memory)
 
     def _recover_cursor(self, cursor: str, err: InvalidCursorError, invalid: "_ErrorStreak",
                         lookup_errors: "_ErrorStreak") -> str:
@@ -420,6 +465,17 @@ class ShardConsumer(threading.Thread):
                     break
                 backoff.wait(self._pipeline.stop_event)
         self._pipeline.consumer_finished(self)
+
+
+class _Pulled(NamedTuple):
+    """What one pull produced: a batch to deliver, nothing new (``batch`` None), or a failed ``step``."""
+
+    next_cursor: str = ""            # "" when the pull itself failed
+    count: int = 0
+    raw_size: int = 0
+    batch: Optional[ShardBatch] = None
+    error: Optional[Exception] = None
+    step: str = ""
 
 
 class _ErrorStreak:
@@ -495,6 +551,7 @@ class Pipeline:
         self.failed = threading.Event()
         self.error: Optional[ConfigError] = None
         self.shard_status = _ShardStatus(self.control_client, settings.logstore, settings.shard_status_ttl)
+        self.budget = MemoryBudget(settings.max_inflight_bytes)
         self.coordinator = Coordinator(self.control_client, settings.logstore, settings.consumer_group,
                                        settings.consumer, self, settings.heartbeat_interval, settings.order,
                                        on_config_error=self.config_failed)
