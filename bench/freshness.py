@@ -9,7 +9,6 @@ when it appends it; the driver's stdout reader and the HEC sink subtract it from
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 

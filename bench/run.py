@@ -156,7 +156,6 @@ class Bench:
         self.args = args
         self.mode = mode
         self.app_dir = app_dir
-        self.keys = keys
         self.python = resolve_python(args.python)
         self.sets = data_sets(keys)
         self.sls: Optional[SlsServer] = None
@@ -434,7 +433,7 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> Lis
             + ["| " + " | ".join(row) + " |" for row in rows])
 
 
-def tables(report: Dict[str, Any], results: List[Result], scale_rows: List[many_shards.ShardsRow],
+def tables(results: List[Result], scale_rows: List[many_shards.ShardsRow],
            fresh_rows: List[freshness.FreshRow]) -> List[Tuple[str, Sequence[str], List[List[str]]]]:
     """(title, headers, rows) of every table the run has."""
     out: List[Tuple[str, Sequence[str], List[List[str]]]] = []
@@ -618,7 +617,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     report["many_shards"] = [dict(asdict(row), wake_median_s=row.wake_median_s, wake_max_s=row.wake_max_s)
                              for row in scale_rows]
     report["freshness"] = [asdict(row) for row in fresh_rows]
-    table_list = tables(report, results, scale_rows, fresh_rows)
+    table_list = tables(results, scale_rows, fresh_rows)
     for title, headers, rows in table_list:
         print()
         print(title)
