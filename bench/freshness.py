@@ -134,7 +134,7 @@ class Freshness:
 
 
 HEADERS = ("delivery", "load", "shards", "put MB/s", "events", "delivered", "p50 s", "p99 s", "max s",
-           "input CPU %", "status")
+           "input CPU %", "MB/CPU-s", "status")
 
 
 def cells(row: FreshRow) -> List[str]:
@@ -145,4 +145,6 @@ def cells(row: FreshRow) -> List[str]:
         row.load, row.target_mb_s, row.capacity_mb_s or 0.0)
     return [row.delivery, load, str(row.shards), "%.2f" % row.put_mb_s, str(row.events_put),
             str(row.events_delivered), optional(row.p50_s, "%.2f"), optional(row.p99_s, "%.2f"),
-            optional(row.max_s, "%.2f"), "%.1f" % row.cpu_pct, row.status]
+            optional(row.max_s, "%.2f"), "%.1f" % row.cpu_pct,
+            optional(row.put_mb_s / (row.cpu_pct / 100) if row.cpu_pct and row.load != "trickle" else None, "%.1f"),
+            row.status]

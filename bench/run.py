@@ -504,6 +504,12 @@ def notes_for(results: List[Result], report: Dict[str, Any], scale_rows: List[ma
                          scale_rows[0].idle_window_s, len(scale_rows[0].wake_delays_s)))
     for row in fresh_rows:
         notes += ["freshness, %s, %s: %s" % (row.delivery, row.load, note) for note in row.notes]
+    generic_ceiling = ceilings.get("actiontrail")
+    for row in fresh_rows:
+        if row.load != "trickle" and row.status == "ok" and row.cpu_pct and generic_ceiling:
+            steady = row.put_mb_s / (row.cpu_pct / 100)
+            notes.append("freshness, %s, half capacity: %.1f MB/CPU-s steady (no startup in the window), %.2fx the "
+                         "ceiling" % (row.delivery, steady, steady / generic_ceiling["mb_per_cpu_s"]))
     if fresh_rows:
         notes.append("freshness: %.0f s of puts per row on a fresh %d-shard Logstore (trickle: 1 log per second per "
                      "shard; half capacity: half the steady MB/s (first to last event) of the same delivery's "
