@@ -4,7 +4,7 @@
     python3 build.py                 build dist/TA-aliyun-sls-<version>.tar.gz, then the AppInspect gate
     python3 build.py test            the whole test suite in its own venv, against the built package
     python3 build.py test --reliability   the fault-injection scenarios with their summary table
-    python3 build.py bench [--quick] throughput table (bench/results/)
+    python3 build.py bench [--quick] throughput (calibrated), many-shards and freshness tables (bench/results/)
     python3 build.py demo            SLS + HEC emulators and the built add-on, with a live progress line
     python3 build.py screenshots     the setup pages in headless Chromium -> docs/images/*.png (README pictures)
 
@@ -417,8 +417,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     test.add_argument("--reliability", action="store_true", help="run the fault-injection scenarios and print the table")
     test.add_argument("--full", action="store_true", help="full-size reliability scenarios (the 1 GB backlog)")
     test.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
-    bench = commands.add_parser("bench", help="throughput table against the reference SDK consumer")
-    bench.add_argument("--quick", action="store_true", help="a smaller data set, under two minutes")
+    bench = commands.add_parser("bench", help="throughput against the SDK (calibrated), many shards, freshness")
+    bench.add_argument("--quick", action="store_true", help="smaller data sets and windows, about four minutes")
     bench.add_argument("bench_args", nargs="*", help="extra arguments for bench.run (after --)")
     demo = commands.add_parser("demo", help="SLS and HEC emulators with the built add-on, no account needed")
     demo.add_argument("demo_args", nargs="*", help="extra arguments for the demo (after --)")

@@ -9,9 +9,12 @@ client (``Authorization: Splunk <token>``, gzip bodies, channels, ackIds, ``/ser
 expression, so it can tell delivered, missing and duplicated events apart. An ack-enabled token reports
 every ackId it handed out as indexed at the first query.
 
+Events put by the SLS emulator's producer (bench/sls_server.py) carry ``put_at`` then ``event_id``; for each such
+event's first arrival the sink records ``time.time()`` minus ``put_at``: how long put -> delivered took.
+
 It prints ``{"url": "http://127.0.0.1:PORT"}`` and serves until SIGTERM. Benchmark endpoints (no auth):
-``GET /bench/stats`` -> ``{"events", "distinct", "requests", "body_bytes", "rejected"}`` and
-``POST /bench/reset``.
+``GET /bench/stats`` -> ``{"events", "distinct", "requests", "body_bytes", "rejected"}``,
+``GET /bench/latencies`` -> ``{"latencies": [seconds, ...]}`` and ``POST /bench/reset``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import re
 import signal
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Dict, List, Optional, Set
 
@@ -30,6 +34,8 @@ from typing import Dict, List, Optional, Set
 # string values escape their quotes, so this key matches exactly once per envelope (stream XML leaves quotes alone,
 # so the same pattern counts the stream too).
 EVENT_ID = re.compile(rb'"(?:event_id|eventId)":\s*"([^"\\]+)"')
+# A producer event: its first two fields, put time and id (both JSON and stream XML leave these quotes alone).
+PUT_AT_ID = re.compile(rb'"put_at":\s*"([0-9.]+)",\s*"event_id":\s*"([^"\\]+)"')
 EVENT_PATHS = ("/services/collector", "/services/collector/event", "/services/collector/event/1.0")
 ACK_PATHS = ("/services/collector/ack", "/services/collector/ack/1.0")
 HEALTH_PATHS = ("/services/collector/health", "/services/collector/health/1.0")
@@ -71,6 +77,34 @@ class DeliveryCounter:
             self.events = self.requests = self.body_bytes = self.rejected = 0
 
 
+class ArrivalLatencies:
+    """Seconds from put to the first arrival of each producer event (see ``PUT_AT_ID``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: Set[bytes] = set()
+        self._values: List[float] = []
+
+    def add(self, body: bytes, arrived: float) -> None:
+        if b'"put_at"' not in body:  # the throughput data sets have none: no regex pass for them
+            return
+        found = PUT_AT_ID.findall(body)
+        with self._lock:
+            for put_at, event_id in found:
+                if event_id not in self._seen:
+                    self._seen.add(event_id)
+                    self._values.append(arrived - float(put_at))
+
+    def values(self) -> List[float]:
+        with self._lock:
+            return list(self._values)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._seen.clear()
+            self._values.clear()
+
+
 class AckChannels:
     """ackIds per channel, counted from 0 as Splunk does; each is reported true once."""
 
@@ -101,6 +135,7 @@ class SinkServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), SinkHandler)
         self.tokens = tokens           # token -> indexer acknowledgement on
         self.counter = DeliveryCounter()
+        self.latencies = ArrivalLatencies()
         self.acks = AckChannels()
 
 
@@ -155,6 +190,8 @@ class SinkHandler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path == "/bench/stats":
             self._reply(200, self.server.counter.stats())
+        elif path == "/bench/latencies":
+            self._reply(200, {"latencies": self.server.latencies.values()})
         elif path in HEALTH_PATHS:
             self._reply(200, {"text": "HEC is healthy", "code": 17})
         else:
@@ -165,6 +202,7 @@ class SinkHandler(BaseHTTPRequestHandler):
         body = self._body()  # always read, so the keep-alive connection stays in step
         if path == "/bench/reset":
             self.server.counter.reset()
+            self.server.latencies.reset()
             self._reply(200, {"text": "reset"})
             return
         if path not in EVENT_PATHS and path not in ACK_PATHS:
@@ -191,6 +229,7 @@ class SinkHandler(BaseHTTPRequestHandler):
             self._reply(400, {"text": "No data", "code": 5})
             return
         self.server.counter.add(body)
+        self.server.latencies.add(body, time.time())
         reply: Dict[str, object] = {"text": "Success", "code": 0}
         if ack:
             reply["ackId"] = self.server.acks.issue(channel)

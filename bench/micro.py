@@ -1,10 +1,12 @@
 """Micro-benchmark: inflate, decode, shape and decode+shape alone, in raw MB per CPU-second, on the benchmark's data.
 
-    python -m bench.micro [--mb 20] [--rounds 3] [--bin package/bin] [--json]
+    python -m bench.micro [--mb 20] [--rounds 3] [--kind actiontrail] [--rows ROW,...] [--bin package/bin] [--json]
 
 Run from the repository root with any Python 3.9+ (pyenv's 3.9 and 3.13 are the add-on's runtimes); only the
 optional reference row needs the test venv (the official SDK and protobuf). The data is the ActionTrail-like set
-of ``bench.run`` (tests/emulators/sls/datagen.py, seed 1), cut into pulls of ``--groups-per-pull`` log groups.
+of ``bench.run`` (tests/emulators/sls/datagen.py, seed 1; ``--kind`` picks another kind of the same generator),
+cut into pulls of ``--groups-per-pull`` log groups. ``bench.run`` runs ``--rows reference`` on each of its data
+sets for the calibrated table: the SDK's C-accelerated ceiling on the same data.
 "Raw" MB are the uncompressed LogGroupList bytes, as in the throughput table. Each row is the best of
 ``--rounds`` passes over all pulls, timed with process CPU time.
 
@@ -14,6 +16,7 @@ Rows:
     shape stream / hec   EventShaper.shape on already decoded groups
     decode+shape ...     both, one pull at a time (the add-on's straightforward path, minus I/O)
     reference            the SDK path: protobuf parse, loggroups_to_flattern_list, json.dumps per event
+                         (the header names the protobuf backend: ``upb`` is the C one)
 """
 
 from __future__ import annotations
@@ -24,19 +27,21 @@ import os
 import sys
 import time
 import zlib
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROWS = ("inflate", "decode", "shape stream", "shape hec", "decode+shape stream", "decode+shape hec", "reference")
 
 
-def make_pulls(total_mb: float, groups_per_pull: int) -> List[bytes]:
-    """The data set as LogGroupList bodies of ``groups_per_pull`` groups each."""
+def make_pulls(total_mb: float, groups_per_pull: int, kind: str = "actiontrail") -> Tuple[List[bytes], int]:
+    """The data set as LogGroupList bodies of ``groups_per_pull`` groups each, and its event count."""
     from tests.emulators.sls.datagen import generate_log_groups, spec_for_bytes
     from tests.emulators.sls.protobuf import encode_log_group_list
 
-    groups = list(generate_log_groups(spec_for_bytes(int(total_mb * 1e6), kind="actiontrail", seed=1)))
+    spec = spec_for_bytes(int(total_mb * 1e6), kind=kind, seed=1)
+    groups = list(generate_log_groups(spec))
     return [encode_log_group_list(groups[start:start + groups_per_pull])
-            for start in range(0, len(groups), groups_per_pull)]
+            for start in range(0, len(groups), groups_per_pull)], spec.event_count
 
 
 def best_cpu_seconds(work: Callable[[], object], rounds: int) -> float:
@@ -67,25 +72,23 @@ def reference_path() -> Optional[Callable[[Sequence[bytes]], None]]:
     return run
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.micro", description=__doc__.splitlines()[0])
-    parser.add_argument("--mb", type=float, default=20.0, help="raw MB of data (10^6 bytes)")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--groups-per-pull", type=int, default=1000, help="the add-on's pull_count")
-    parser.add_argument("--bin", default=os.path.join(ROOT, "package", "bin"),
-                        help="folder holding sls_forwarder (the source tree, or a built app's bin/)")
-    parser.add_argument("--json", action="store_true", help="print the rows as JSON")
-    args = parser.parse_args(argv)
-    sys.path.insert(0, os.path.abspath(args.bin))
-    sys.path.insert(0, ROOT)
+def protobuf_backend() -> str:
+    """``upb`` (C), ``cpp`` or ``python``; empty without protobuf."""
+    try:
+        from google.protobuf.internal import api_implementation  # type: ignore[import]
+    except ImportError:
+        return ""
+    return str(api_implementation.Type())
+
+
+def addon_rows(bin_dir: str, pulls: List[bytes]) -> Dict[str, Callable[[], object]]:
+    """The add-on's rows, with sls_forwarder imported from ``bin_dir``."""
+    sys.path.insert(0, os.path.abspath(bin_dir))
     from sls_forwarder.sls.decoder import decode_log_group_list
     from sls_forwarder.splunk.events import EventMeta, EventShaper
 
-    pulls = make_pulls(args.mb, args.groups_per_pull)
-    raw_mb = sum(len(body) for body in pulls) / 1e6
     compressed = [zlib.compress(body, 1) for body in pulls]
     decoded = [decode_log_group_list(body) for body in pulls]
-    events = sum(len(group.logs) for groups in decoded for group in groups)
     shapers = {fmt: EventShaper(EventMeta(index="main", sourcetype="aliyun:sls", source="sls:audit-prod:actiontrail",
                                           default_host="hf1", stanza="aliyun_sls://bench"), fmt)
                for fmt in ("stream", "hec")}
@@ -96,7 +99,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     def decode_and_shape(fmt: str) -> Callable[[], None]:
         return lambda: [shapers[fmt].shape(decode_log_group_list(body)) for body in pulls]
 
-    rows: Dict[str, Callable[[], object]] = {
+    return {
         "inflate": lambda: [zlib.decompress(body) for body in compressed],
         "decode": lambda: [decode_log_group_list(body) for body in pulls],
         "shape stream": shape_only("stream"),
@@ -104,7 +107,31 @@ def main(argv: Optional[List[str]] = None) -> int:
         "decode+shape stream": decode_and_shape("stream"),
         "decode+shape hec": decode_and_shape("hec"),
     }
-    reference = reference_path()
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.micro", description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=float, default=20.0, help="raw MB of data (10^6 bytes)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--groups-per-pull", type=int, default=1000, help="the add-on's pull_count")
+    parser.add_argument("--bin", default=os.path.join(ROOT, "package", "bin"),
+                        help="folder holding sls_forwarder (the source tree, or a built app's bin/)")
+    parser.add_argument("--kind", default="actiontrail", help="data set kind (tests/emulators/sls/datagen.py)")
+    parser.add_argument("--rows", default=",".join(ROWS), help="comma-separated subset of %s" % ",".join(ROWS))
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    args = parser.parse_args(argv)
+    wanted = args.rows.split(",")
+    unknown = set(wanted) - set(ROWS)
+    if unknown:
+        parser.error("unknown rows: %s" % ", ".join(sorted(unknown)))
+    sys.path.insert(0, ROOT)
+
+    pulls, events = make_pulls(args.mb, args.groups_per_pull, args.kind)
+    raw_mb = sum(len(body) for body in pulls) / 1e6
+    rows: Dict[str, Callable[[], object]] = {}
+    if set(wanted) - {"reference"}:
+        rows.update((name, work) for name, work in addon_rows(args.bin, pulls).items() if name in wanted)
+    reference = reference_path() if "reference" in wanted else None
     if reference is not None:
         rows["reference (SDK + json.dumps)"] = lambda: reference(pulls)
     results = []
@@ -113,12 +140,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         results.append({"row": name, "cpu_s": round(seconds, 4), "raw_mb_per_cpu_s": round(raw_mb / seconds, 1),
                         "events_per_cpu_s": round(events / seconds)})
     header = {"python": sys.version.split()[0], "raw_mb": round(raw_mb, 1), "events": events, "pulls": len(pulls),
-              "rounds": args.rounds, "bin": os.path.relpath(os.path.abspath(args.bin), ROOT)}
+              "rounds": args.rounds, "bin": os.path.relpath(os.path.abspath(args.bin), ROOT), "kind": args.kind,
+              "protobuf": protobuf_backend() or "none"}
     if args.json:
         print(json.dumps(dict(header, rows=results), indent=2))
         return 0
-    print("python %(python)s, %(raw_mb).1f MB raw, %(events)d events in %(pulls)d pulls, best of %(rounds)d, "
-          "sls_forwarder from %(bin)s" % header)
+    print("python %(python)s, %(kind)s, %(raw_mb).1f MB raw, %(events)d events in %(pulls)d pulls, best of "
+          "%(rounds)d, sls_forwarder from %(bin)s, protobuf %(protobuf)s" % header)
     print("%-30s %12s %14s" % ("row", "raw MB/CPU-s", "events/CPU-s"))
     for row in results:
         print("%-30s %12.1f %14d" % (row["row"], row["raw_mb_per_cpu_s"], row["events_per_cpu_s"]))

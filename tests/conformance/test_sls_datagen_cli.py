@@ -114,3 +114,11 @@ def test_cli_serves_until_sigterm_with_a_demo_logstore() -> None:
         if process.poll() is None:
             process.kill()
             process.wait(10)
+
+
+def test_unique_keys_logs_share_no_key() -> None:
+    spec = DataSpec(kind="unique_keys", seed=1, event_count=30, logs_per_group=10)
+    logs = [log for group in generate(spec) for log in group.logs]
+    assert all(len(log.contents) == 1000 and log.contents[0][0] == "event_id" for log in logs)
+    keys = [key for log in logs for key, _ in log.contents[1:]]
+    assert len(keys) == len(set(keys)) == 30 * 999

@@ -17,6 +17,10 @@ Security sources, with the field names of Alibaba's log field references (values
     app_log             a plain application log that happens to have an ``event`` field (topic ``app_log``)
     soc_mixed           all of the above and OSS and SLB, group by group
 
+Scale:
+    unique_keys         about 1,000 keys per log, none of which occurs in any other log, as producers that put ids or
+                        timestamps into key names write (``event_id`` first, topic ``dynamic_keys``)
+
 
 Every log carries an event id that is unique within a ``DataSpec`` (and across specs with different
 kind/seed/id_prefix), so tests can count missing and duplicated events exactly: ``spec.event_ids()`` is the
@@ -43,11 +47,12 @@ if TYPE_CHECKING:  # pragma: no cover
 Value = Union[str, bytes]
 
 KINDS = ("actiontrail", "oss_access", "slb_access", "mixed", "actiontrail_json", "actiontrail_legacy",
-         "actiontrail_flat", "waf", "sas_alert", "cloudfirewall", "app_log", "soc_mixed")
+         "actiontrail_flat", "waf", "sas_alert", "cloudfirewall", "app_log", "soc_mixed", "unique_keys")
 TOPICS = {"actiontrail": "actiontrail_audit_event", "oss_access": "oss_access_log",
           "slb_access": "slb_layer7_access_log", "actiontrail_json": "actiontrail_audit_event",
           "actiontrail_legacy": "actiontrail_event", "actiontrail_flat": "", "waf": "waf_access_log",
-          "sas_alert": "sas-security-log", "cloudfirewall": "cloudfirewall_access_log", "app_log": "app_log"}
+          "sas_alert": "sas-security-log", "cloudfirewall": "cloudfirewall_access_log", "app_log": "app_log",
+          "unique_keys": "dynamic_keys"}
 # Kinds whose logs are ActionTrail records (the id is the record's eventId).
 ACTIONTRAIL_KINDS = ("actiontrail_json", "actiontrail_legacy", "actiontrail_flat")
 
@@ -82,6 +87,7 @@ _SAS_ALERTS = (("serious", "Reverse Shell", "aegis_suspicious_event"),
                ("suspicious", "Webshell", "aegis_webshell"))
 _FIREWALL_APPS = (("HTTPS", "443", "tcp"), ("HTTP", "80", "tcp"), ("SSH", "22", "tcp"), ("DNS", "53", "udp"),
                   ("Unknown", "3389", "tcp"))
+UNIQUE_KEYS_PER_LOG = 1000
 _LARGE_BLOCK = ("The quick brown fox jumps over the lazy dog; \u65e5\u5fd7\u670d\u52a1 ") * 64
 
 
@@ -392,6 +398,16 @@ def _app_log(rng: random.Random, event_id: str, when: int) -> List[Tuple[str, Va
             ("message", "request handled in %d ms" % rng.randrange(1, 900))]
 
 
+def _unique_keys(rng: random.Random, event_id: str, when: int) -> List[Tuple[str, Value]]:
+    """``UNIQUE_KEYS_PER_LOG`` keys named after this log's serial, so no key sequence (nor key) ever repeats."""
+    serial = event_id.rsplit("-", 1)[1]
+    values = rng.getrandbits(20 * UNIQUE_KEYS_PER_LOG).to_bytes(UNIQUE_KEYS_PER_LOG * 20 // 8, "big").hex()
+    contents: List[Tuple[str, Value]] = [("event_id", event_id)]
+    contents += [("m%s_%03d" % (serial, number), values[number * 5:number * 5 + 5])
+                 for number in range(UNIQUE_KEYS_PER_LOG - 1)]
+    return contents
+
+
 def _oss_access(rng: random.Random, event_id: str, when: int) -> List[Tuple[str, Value]]:
     operation, method = rng.choice(_OSS_OPS)
     bucket = rng.choice(_BUCKETS)
@@ -432,7 +448,7 @@ def _slb_access(rng: random.Random, event_id: str, when: int) -> List[Tuple[str,
 _BUILDERS = {"actiontrail": _actiontrail, "oss_access": _oss_access, "slb_access": _slb_access,
              "actiontrail_json": _actiontrail_json, "actiontrail_legacy": _actiontrail_legacy,
              "actiontrail_flat": _actiontrail_flat, "waf": _waf, "sas_alert": _sas_alert,
-             "cloudfirewall": _cloudfirewall, "app_log": _app_log}
+             "cloudfirewall": _cloudfirewall, "app_log": _app_log, "unique_keys": _unique_keys}
 _MIXED_ORDER = ("actiontrail", "oss_access", "slb_access")
 SOC_MIXED_ORDER = ("actiontrail_json", "waf", "oss_access", "sas_alert", "slb_access", "cloudfirewall",
                    "actiontrail_legacy", "app_log", "actiontrail_flat")
