@@ -418,7 +418,7 @@ def _build_pipeline(config: InputConfig, settings: "SplunkdSettings", consumer: 
         checkpoint_interval=config.checkpoint_interval,
         # Each worker process is one member of the group with its share of the input's budget.
         max_inflight_bytes=(config.max_inflight_mb << 20) // config.workers,
-        idle_poll_max=_hidden_float(params, "idle_poll_max", 2.0))
+        idle_poll_max=_hidden_float(params, "idle_poll_max", PipelineSettings.idle_poll_max))
     # "auto": each log group goes to the sourcetype of its source (routing.py); any other value is used as it is.
     router = Router(config.project, config.logstore) if config.sourcetype == AUTO else None
     pipeline = Pipeline(data_client, sink, shaper, pipeline_settings, control_client=control_client,

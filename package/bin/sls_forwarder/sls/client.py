@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import http.client
 import json
 import logging
 import socket
@@ -18,7 +19,7 @@ import time
 import zlib
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, TypeVar, Union
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import urllib3
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
@@ -30,7 +31,7 @@ from ..errors import ConfigError, ForwarderError, InvalidCursorError, PermanentE
 from .credentials import Credentials, CredentialsProvider, StaticCredentials
 from .endpoint import Endpoint
 from .signing import EMPTY_SHA256, content_md5, sign_v1, sign_v4
-from .transport import proxy_manager
+from .transport import OriginConnections, OriginResponse, proxy_manager, tls_context
 
 __all__ = ["Credentials", "Shard", "PullResult", "Checkpoint", "SlsClient"]
 
@@ -98,7 +99,7 @@ class Checkpoint:
 @dataclass(frozen=True)
 class _Response:
     status: int
-    headers: Mapping[str, str]  # case-insensitive (urllib3 HTTPHeaderDict)
+    headers: Mapping[str, str]  # lower-case names (OriginResponse) or case-insensitive (urllib3 HTTPHeaderDict)
     body: bytes
     request_id: str
 
@@ -190,10 +191,13 @@ class SlsClient:
             if verify_tls and ca_bundle:
                 pool_kw["ca_certs"] = ca_bundle
         self._pool = proxy_manager(proxy_url, pool_kw) if proxy_url else urllib3.PoolManager(**pool_kw)
-        # Without a proxy every call goes to one origin: its pool is looked up once, and each request passes only
-        # its path, so urllib3 does not parse and re-encode the whole URL (a third of an empty pull's CPU; idle
-        # shards are polled every few seconds, forever).
-        self._origin = None if proxy_url else self._pool.connection_from_url(self._base_url)
+        # Without a proxy every call goes to one origin, through http.client directly (see OriginConnections).
+        self._origin: Optional[OriginConnections] = None
+        if not proxy_url:
+            origin = urlsplit(self._base_url)
+            tls = tls_context(verify_tls, ca_bundle) if endpoint.scheme == "https" else None
+            self._origin = OriginConnections(endpoint.scheme, origin.hostname or endpoint.host,
+                                             origin.port or endpoint.port, timeout, tls, pool_size)
         if endpoint.scheme == "https" and not verify_tls:
             logger.warning("action=sls_tls_verify_disabled project=%s host=%s", project, endpoint.host)
 
@@ -338,6 +342,8 @@ class SlsClient:
     def close(self) -> None:
         """Close every pooled connection."""
         self._pool.clear()
+        if self._origin is not None:
+            self._origin.close()
 
     # ---------------------------------------------------------------------------------------- the request
 
@@ -441,15 +447,15 @@ class SlsClient:
             target += "?" + urlencode(params)
         try:
             if self._origin is not None:
-                raw = self._origin.urlopen(method, target, body=body or None, headers=headers, redirect=False,
-                                           assert_same_host=False, preload_content=True, decode_content=False)
+                raw = self._origin.request(method, target, body or None, headers)
             else:
-                raw = self._pool.urlopen(method, self._base_url + target, body=body or None, headers=headers,
-                                         redirect=False, preload_content=True, decode_content=False)
-        except Urllib3HTTPError as exc:
+                proxied = self._pool.urlopen(method, self._base_url + target, body=body or None, headers=headers,
+                                             redirect=False, preload_content=True, decode_content=False)
+                raw = OriginResponse(proxied.status, proxied.headers, proxied.data or b"")
+        except (Urllib3HTTPError, OSError, http.client.HTTPException) as exc:
             raise self._transport_error(api, exc, headers, credentials) from None
         request_id = raw.headers.get("x-log-requestid", "")
-        response = _Response(raw.status, raw.headers, raw.data or b"", request_id)
+        response = _Response(raw.status, raw.headers, raw.body, request_id)
         if response.status != 200:
             raise self._status_error(api, response, headers, credentials)
         return response
@@ -506,7 +512,7 @@ class SlsClient:
         kwargs["code"] = code or "UnexpectedStatus"
         return PermanentError("%s: unexpected HTTP %d (only 200 is success)" % (where, status), **kwargs)
 
-    def _transport_error(self, api: str, exc: Urllib3HTTPError, headers: Mapping[str, str],
+    def _transport_error(self, api: str, exc: Exception, headers: Mapping[str, str],
                          credentials: Credentials) -> ForwarderError:
         chain = error_chain(exc)
         where = "SLS %s to %s" % (api, self._base_url)
@@ -522,7 +528,7 @@ class SlsClient:
         if isinstance(exc, ProxyError) and "407" in str(exc):
             return ConfigError("%s: the proxy rejected the credentials (HTTP 407); check the proxy user and "
                                "password" % where, code="ProxyAuthRequired", status=407)
-        if isinstance(exc, (NewConnectionError, ProxyError)):
+        if isinstance(exc, (NewConnectionError, ProxyError, ConnectionRefusedError)):
             return RetryableError("%s: cannot connect (%s)" % (where, reason), code="ConnectionError")
         return RetryableError("%s: the connection failed (%s)" % (where, reason), code="ConnectionError")
 
