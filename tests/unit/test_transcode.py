@@ -84,9 +84,11 @@ def test_one_transcoder_across_data_sets_and_formats_of_data() -> None:
             assert_same_events(data_set(name), event_meta, fmt, transcoder)
 
 
-def test_tiny_cache_limits_still_give_the_same_events(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(transcode_module, "_HEADER_CACHE_LIMIT", 3)
-    monkeypatch.setattr(transcode_module, "_CACHE_LIMIT", 2)
+def test_tiny_cache_budgets_still_give_the_same_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A few entries each: the caches are emptied again and again within a batch.
+    for budget, size in (("_HEADER_CACHE_BYTES", 800), ("_TEMPLATE_CACHE_BYTES", 4000), ("_HOST_CACHE_BYTES", 600),
+                         ("_TIME_CACHE_BYTES", 600)):
+        monkeypatch.setattr(transcode_module, budget, size)
     data = data_set("mixed")
     for fmt in ("stream", "hec"):
         assert_same_events(data, meta(json_fields=("event",), host_field="client_ip"), fmt)
