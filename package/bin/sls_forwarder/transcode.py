@@ -713,10 +713,10 @@ class RoutingTranscoder:
             return newest, out_of_range
         result = self._transcoders[route].transcode_frames(data, frames, shard_id)
         events.extend(result.events)
-        counts[route.sourcetype] = counts.get(route.sourcetype, 0) + len(result.events) - result.diverted
-        if result.diverted:
-            sourcetype = self.reference.actiontrail.sourcetype
-            counts[sourcetype] = counts.get(sourcetype, 0) + result.diverted
+        for sourcetype, count in ((route.sourcetype, len(result.events) - result.diverted),
+                                  (self.reference.actiontrail.sourcetype, result.diverted)):
+            if count:  # a run whose logs were all diverted has no events of its own route
+                counts[sourcetype] = counts.get(sourcetype, 0) + count
         return result.newest, result.out_of_range_nanos
 
 
