@@ -9,7 +9,6 @@ entries of 1,000-key templates hold about 450 MB. ``SizedCache`` accounts each e
 from __future__ import annotations
 
 import sys
-import threading
 from typing import Dict, Hashable, Iterable, TypeVar
 
 __all__ = ["SizedCache", "HitRate", "entry_bytes", "ENTRY_OVERHEAD"]
@@ -25,7 +24,10 @@ _getsizeof = sys.getsizeof
 
 def entry_bytes(*objects: object, items: Iterable[object] = ()) -> int:
     """Estimated bytes of a cache entry made of ``objects`` (and the members of the container ``items``)."""
-    return ENTRY_OVERHEAD + sum(map(_getsizeof, objects)) + sum(map(_getsizeof, items))
+    size = ENTRY_OVERHEAD + sum(map(_getsizeof, objects))
+    if items:
+        size += sum(map(_getsizeof, items))
+    return size
 
 
 class SizedCache(Dict[K, V]):
@@ -33,30 +35,30 @@ class SizedCache(Dict[K, V]):
 
     Emptied rather than evicted one by one: what repeats refills it at once, and data that changed shape does not
     keep the old shape's entries. Reads are plain dict reads (``get`` stays a C call on the hot path); ``put``
-    accounts the bytes. Thread-safe: ``put`` holds a lock; a key stored twice is counted twice (an over-estimate).
+    accounts the bytes. Shared by threads without a lock (a miss is on the hot path of data with many distinct
+    hosts): the dict operations are atomic, a key stored twice is counted twice (an over-estimate), and the rare lost
+    update of ``size`` under-counts one entry until the next emptying.
 
     Arguments:
         limit: Bytes the entries may hold together; a single entry bigger than that is not stored.
     """
 
-    __slots__ = ("limit", "size", "_lock")
+    __slots__ = ("limit", "size")
 
     def __init__(self, limit: int) -> None:
         super().__init__()
         self.limit = limit
         self.size = 0
-        self._lock = threading.Lock()
 
     def put(self, key: K, value: V, size: int) -> None:
         """Store ``value`` under ``key``, accounted as ``size`` bytes (see ``entry_bytes``)."""
         if size > self.limit:
             return
-        with self._lock:
-            if self.size + size > self.limit:
-                self.clear()
-                self.size = 0
-            self[key] = value
-            self.size += size
+        if self.size + size > self.limit:
+            self.clear()
+            self.size = 0
+        self[key] = value
+        self.size += size
 
 
 class HitRate:

@@ -271,20 +271,26 @@ class Transcoder:
         times_get = self._times.get
         templates_get = self._templates.get
         unsafe = self._unsafe
+        # Template lookups are counted here and handed to the HitRate per window, not per log group: groups of one
+        # log are common, and a call per group would cost several percent of them.
         hit_rate = self._hit_rate
+        caching = hit_rate.caching
+        window = hit_rate.window
+        lookups = misses = 0
         for frame in frames:
-            if not frame.log_spans:
+            spans = frame.log_spans
+            if not spans:
                 continue
-            if not hit_rate.caching:
+            if not caching:
                 plain = self._plain_events(frame, data, shard_id, events)
                 newest = max(newest, plain.newest)
                 diverted += plain.diverted
                 out_of_range += plain.out_of_range_nanos
-                hit_rate.bypassed(len(frame.log_spans))
+                hit_rate.bypassed(len(spans))
+                caching = hit_rate.caching
                 continue
-            misses = 0
             group_tail, group_host = self._render_group(frame)
-            for start, stop in frame.log_spans:
+            for start, stop in spans:
                 # Log.Time comes first in every producer's encoding.
                 timing = times_get(data[start:start + _CACHED_TIME_SIZE])
                 if timing is None:
@@ -367,7 +373,13 @@ class Transcoder:
                 if field_time_text is not None:
                     time_text = field_time_text
                 append(template.format % (time_text, host, *values, body_end))
-            hit_rate.observed(len(frame.log_spans), misses)
+            lookups += len(spans)
+            if lookups >= window:
+                hit_rate.observed(lookups, misses)
+                lookups = misses = 0
+                caching = hit_rate.caching
+        if lookups:
+            hit_rate.observed(lookups, misses)
         return FramesResult(events, newest, diverted, out_of_range)
 
     # ------------------------------------------------------------------------------------------- wire format
