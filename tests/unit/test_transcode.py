@@ -483,6 +483,7 @@ def test_routed_unique_key_pulls_give_the_same_events(decode_log_calls: List[int
         if round_number == 12:  # flattened ActionTrail keys among unique ones: diverted on the plain path too
             data = encode([("app", "", [], [(1_700_000_000, flat + [("dyn_%d" % n, "v")], 0) for n in range(5)])])
         assert_same_routed_events(data, meta(sourcetype="auto"), "hec", router, transcoder=transcoder)
+        assert transcoder.cache_bytes <= 2 * CACHE_BUDGET_BYTES  # two routes' Transcoders received data
     assert len(decode_log_calls) > 600, "the plain path decodes each log"
 
 

@@ -199,7 +199,8 @@ class Transcoder:
         shaper: The input's EventShaper; it defines the output and renders whatever the fast path does not.
         diverter: With routing, the ``RoutingShaper`` that takes this route's logs with flattened ActionTrail keys.
 
-    Thread-safe: shard consumers may share one Transcoder (its caches only ever map a key to the same value).
+    Thread-safe: shard consumers may share one Transcoder (its caches only ever map a key to the same value; the
+    hit-rate counters are a heuristic that tolerates a lost update).
     """
 
     def __init__(self, shaper: EventShaper, diverter: Optional["RoutingShaper"] = None) -> None:
@@ -284,10 +285,10 @@ class Transcoder:
             if not spans:
                 continue
             if not caching:
-                plain = self._plain_events(frame, data, shard_id, events)
-                newest = max(newest, plain.newest)
-                diverted += plain.diverted
-                out_of_range += plain.out_of_range_nanos
+                plain_newest, plain_diverted, plain_out_of_range = self._plain_events(frame, data, shard_id, events)
+                newest = max(newest, plain_newest)
+                diverted += plain_diverted
+                out_of_range += plain_out_of_range
                 hit_rate.bypassed(len(spans))
                 caching = hit_rate.caching
                 continue
@@ -432,10 +433,12 @@ class Transcoder:
         events.extend(self.shaper.shape([LogGroup(frame.topic, frame.source, frame.tags, [log])])[0])
         return log, 0
 
-    def _plain_events(self, frame: LogGroupFrame, data: bytes, shard_id: int, events: List[bytes]) -> FramesResult:
+    def _plain_events(self, frame: LogGroupFrame, data: bytes, shard_id: int,
+                      events: List[bytes]) -> Tuple[int, int, int]:
         """The plain path for a log group while caching does not pay: ``decode_log`` and the shaper, no cache filled.
 
-        Appends the events to ``events``; the result's own ``events`` is empty.
+        Appends the events to ``events``; returns the newest ``__time__``, the number of events diverted to the
+        ActionTrail shaper and the number of logs with an out-of-range ``Time_ns``.
         """
         logs = [decode_log(data, start, stop) for start, stop in frame.log_spans]
         diverted = 0
@@ -452,7 +455,7 @@ class Transcoder:
             events.append(event)
             diverted += 1
         self._shape_uncached(frame, run, events)
-        return FramesResult([], max(log.time for log in logs), diverted, _count_out_of_range_nanos(logs))
+        return max(log.time for log in logs), diverted, _count_out_of_range_nanos(logs)
 
     def _shape_uncached(self, frame: LogGroupFrame, logs: List[Log], events: List[bytes]) -> None:
         if logs:
