@@ -7,20 +7,23 @@ emulator's generated data sets, random LogGroupLists (hypothesis) and hand-made 
 
 from __future__ import annotations
 
+import itertools
 import json
-from typing import List, Optional, Sequence, Tuple, Union
+import logging
+import tracemalloc
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sls_forwarder import transcode as transcode_module
-from sls_forwarder.sls.decoder import DecodeError, decode_log_group_list
+from sls_forwarder.sls.decoder import DecodeError, decode_log_group_list, iter_log_group_frames
 from sls_forwarder.splunk.events import EventMeta, EventShaper
 from sls_forwarder.routing import Router
 from sls_forwarder.splunk.timefields import field_time
-from sls_forwarder.transcode import (RoutingShaper, RoutingTranscoder, Transcoded, Transcoder, make_batch_transcode,
-                                     make_transcode)
+from sls_forwarder.transcode import (CACHE_BUDGET_BYTES, OutOfRangeNanos, RoutingShaper, RoutingTranscoder,
+                                     Transcoded, Transcoder, make_batch_transcode, make_transcode)
 from tests.emulators.sls import datagen
 from tests.emulators.sls.protobuf import encode_log, encode_log_group, encode_log_group_list, varint
 from tests.unit.splunk.test_events import reference_shape
@@ -84,9 +87,11 @@ def test_one_transcoder_across_data_sets_and_formats_of_data() -> None:
             assert_same_events(data_set(name), event_meta, fmt, transcoder)
 
 
-def test_tiny_cache_limits_still_give_the_same_events(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(transcode_module, "_HEADER_CACHE_LIMIT", 3)
-    monkeypatch.setattr(transcode_module, "_CACHE_LIMIT", 2)
+def test_tiny_cache_budgets_still_give_the_same_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A few entries each: the caches are emptied again and again within a batch.
+    for budget, size in (("_HEADER_CACHE_BYTES", 800), ("_TEMPLATE_CACHE_BYTES", 4000), ("_HOST_CACHE_BYTES", 600),
+                         ("_TIME_CACHE_BYTES", 600)):
+        monkeypatch.setattr(transcode_module, budget, size)
     data = data_set("mixed")
     for fmt in ("stream", "hec"):
         assert_same_events(data, meta(json_fields=("event",), host_field="client_ip"), fmt)
@@ -138,7 +143,7 @@ _key = st.one_of(st.sampled_from(["a", "b", "event", "event_id", "client_ip", "k
 _time = st.one_of(st.integers(0, 2 ** 32 - 1), st.integers(2 ** 28, 2 ** 32 - 1),
                   st.sampled_from([0, 127, 128, 2 ** 28 - 1, 2 ** 28, 1_700_000_000]))
 _log = st.tuples(_time, st.lists(st.tuples(_key, _value), max_size=6),
-                 st.one_of(st.just(0), st.integers(1, 999_999_999)))
+                 st.one_of(st.just(0), st.integers(1, 999_999_999), st.integers(10 ** 9, 2 ** 32 - 1)))
 _group = st.tuples(_text, _text, st.lists(st.tuples(_text, _text), max_size=3), st.lists(_log, max_size=4))
 _groups = st.lists(_group, max_size=3)
 _meta = st.builds(meta, stanza=st.one_of(st.just("aliyun_sls://x"), _text),
@@ -412,3 +417,223 @@ def test_routed_malformed_input_raises_the_decoders_error() -> None:
     assert transcoder.transcode(data, 0)[2] == {"aliyun:actiontrail": 1}
     with pytest.raises(DecodeError):
         transcoder.transcode(data[:-3], 0)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Keys that never repeat (producers with dynamic keys): bounded caches, the plain path, and the way back
+# ---------------------------------------------------------------------------------------------------------------
+
+_unique = itertools.count()
+# Logs of the unique-key pulls carry one of these in turn: specials to escape, a JSON field, the host field, a
+# service time, an out-of-range Time_ns.
+_UNIQUE_EXTRAS = [[], [("msg", 'say "hi" & <bye>\n%s')], [("event", '{"a": [1, 2]}')], [("client_ip", "10.1.2.3")],
+                  [("time", "2025-03-04T01:02:03Z")], [("\u65e5 key", "\u00e9t\u00e9")]]
+
+
+def unique_key_pull(logs: int, keys: int = 1000, topic: str = "app") -> bytes:
+    """One log group of ``logs`` logs, each with ``keys`` keys no other log has (as producers with dynamic keys)."""
+    rows = []
+    for _ in range(logs):
+        n = next(_unique)
+        contents = [("dyn_%d_%d" % (n, k), "v%d" % k) for k in range(keys)] + _UNIQUE_EXTRAS[n % len(_UNIQUE_EXTRAS)]
+        rows.append((1_700_000_000 + n % 7, contents, (0, 5, 1_100_000_000)[n % 3]))
+    return encode([(topic, "10.0.0.1", [("__hostname__", "h")], rows)])
+
+
+@pytest.fixture
+def decode_log_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[List[int]]:
+    """Starts of the logs the transcoders decode with ``decode_log`` (the plain path), as they happen."""
+    calls: List[int] = []
+    real = transcode_module.decode_log
+
+    def counting(data: bytes, start: int, stop: int, *args: object) -> object:
+        calls.append(start)
+        return real(data, start, stop, *args)
+
+    monkeypatch.setattr(transcode_module, "decode_log", counting)
+    yield calls
+
+
+@pytest.mark.parametrize("fmt", ["stream", "hec"])
+def test_unique_key_pulls_give_the_same_events_on_the_fast_and_the_plain_path(fmt: str,
+                                                                            decode_log_calls: List[int]) -> None:
+    event_meta = meta(json_fields=("event",), host_field="client_ip", time_field="time")
+    shaper = EventShaper(event_meta, fmt)
+    transcoder = Transcoder(EventShaper(event_meta, fmt))
+    regular = data_set("mixed_2k")
+    plain_path_pulls = 0
+    for round_number in range(30):  # 3,000 unique-key logs, then regular data again
+        data = unique_key_pull(100, keys=20) if round_number < 25 else regular
+        decode_log_calls.clear()
+        groups = decode_log_group_list(data)
+        assert transcoder.transcode(data) == shaper.shape(groups)
+        plain_path_pulls += len(decode_log_calls) >= len(groups[0].logs)
+        if round_number % 10 == 0:
+            assert reference_shape(groups, event_meta, fmt) == shaper.shape(groups)
+    assert plain_path_pulls >= 15, "unique keys must have taken the plain path"
+
+
+def test_routed_unique_key_pulls_give_the_same_events(decode_log_calls: List[int]) -> None:
+    router = Router("p", "store")
+    transcoder = RoutingTranscoder(EventShaper(meta(sourcetype="auto"), "hec"), router)
+    flat = [(name, value) for name, value in next(datagen.generate(datagen.DataSpec(
+        "actiontrail_flat", seed=13, event_count=1, logs_per_group=1))).logs[0].contents]
+    for round_number in range(16):
+        data = unique_key_pull(100, keys=10, topic=("app", "waf_access_log")[round_number % 2])
+        if round_number == 12:  # flattened ActionTrail keys among unique ones: diverted on the plain path too
+            data = encode([("app", "", [], [(1_700_000_000, flat + [("dyn_%d" % n, "v")], 0) for n in range(5)])])
+        assert_same_routed_events(data, meta(sourcetype="auto"), "hec", router, transcoder=transcoder)
+        assert transcoder.cache_bytes <= 2 * CACHE_BUDGET_BYTES  # two routes' Transcoders received data
+    assert len(decode_log_calls) > 600, "the plain path decodes each log"
+
+
+def test_unique_key_logs_keep_the_caches_within_their_byte_budget() -> None:
+    """1,000 unique keys per log, as in the issue: count-bounded caches kept ~100 KB per log (about 450 MB in all)."""
+    transcoder = Transcoder(EventShaper(meta(), "stream"))
+    transcoder.transcode(unique_key_pull(40))  # warm up
+    pulls = [unique_key_pull(40) for _ in range(3)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for data in pulls:
+            transcoder.transcode(data)
+            assert transcoder.cache_bytes <= CACHE_BUDGET_BYTES
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    # 120 such logs held about 12 MB before. Allowed: the Transcoder's budget and its shaper's (1.25 MiB), with room
+    # for the estimate's error.
+    assert grown < CACHE_BUDGET_BYTES + 3 * 1024 * 1024, grown
+
+
+def test_long_unique_time_field_values_are_not_cached() -> None:
+    transcoder = Transcoder(EventShaper(meta(time_field="time"), "hec"))
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for pull in range(4):
+            logs = [(1_700_000_000, [("time", "%06d" % (pull * 100 + n) + "x" * 20_000), ("k", "v")], 0)
+                    for n in range(100)]
+            transcoder.transcode(encode([("", "", [], logs)]))
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 2 * 1024 * 1024, grown  # 400 cached 20 KB values were 8 MB
+
+
+def test_the_fast_path_serves_repeated_key_sequences_again_after_a_unique_key_burst(
+        decode_log_calls: List[int]) -> None:
+    transcoder = Transcoder(EventShaper(meta(), "hec"))
+    regular = data_set("oss_access")
+    expected = EventShaper(meta(), "hec").shape(decode_log_group_list(regular))
+    assert transcoder.transcode(regular) == expected and decode_log_calls == []  # the fast path alone
+    for _ in range(12):
+        transcoder.transcode(unique_key_pull(100, keys=20))
+    decode_log_calls.clear()
+    transcoder.transcode(unique_key_pull(100, keys=20))
+    assert len(decode_log_calls) == 100, "logs with unique keys take the plain path"
+    # The plain path's turn ends (32 windows of 256 logs), then a window finds its templates.
+    bypassed_logs = transcode_module._BYPASS_WINDOWS * transcode_module._HIT_WINDOW
+    for _ in range(bypassed_logs // 400 + 2):
+        assert transcoder.transcode(regular) == expected
+    decode_log_calls.clear()
+    assert transcoder.transcode(regular) == expected
+    assert decode_log_calls == [], "repeated key sequences are back on the fast path"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Time_ns of a second or more (out of spec, on the wire): left out of the time on every path, logged per shard
+# ---------------------------------------------------------------------------------------------------------------
+
+BIG_NANOS = b"\x25" + (1_100_000_000).to_bytes(4, "little")
+
+
+def event_times(events: List[bytes], fmt: str) -> List[str]:
+    if fmt == "hec":
+        return [event.split(b",", 1)[0][len(b'{"time":'):].decode() for event in events]
+    return [event.split(b"<time>", 1)[1].split(b"</time>", 1)[0].decode() for event in events]
+
+
+def out_of_range_lines(caplog: pytest.LogCaptureFixture) -> List[str]:
+    return [record.getMessage() for record in caplog.records
+            if record.levelno == logging.WARNING and "action=time_ns_out_of_range" in record.getMessage()]
+
+
+@pytest.mark.parametrize("fmt", ["stream", "hec"])
+def test_out_of_range_nanoseconds_are_left_out_of_the_time_and_logged_once(fmt: str,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    fast = TIME + field(2, pair(b"k", b"v")) + BIG_NANOS
+    unusual = TIME + BIG_NANOS + field(2, pair(b"k", b"v"))  # nanoseconds first: the straightforward path
+    good = TIME + field(2, pair(b"k", b"v")) + NANOS
+    data = log_group_list(fast, unusual, good, fast)
+    assert_same_events(data, meta(host_field="k"), fmt)
+    caplog.clear()
+    transcode = make_batch_transcode(EventShaper(meta(), fmt), decode_log_group_list)
+    events, _, _ = transcode(data, 4, "MTcwMDAwMDAwMA==")
+    assert event_times(events, fmt) == ["1700000000", "1700000000", "1700000000.000000005", "1700000000"]
+    assert all(b'"__time_ns_part__":1100000000}' in event for n, event in enumerate(events) if n != 2)
+    assert out_of_range_lines(caplog) == [
+        'action=time_ns_out_of_range shard=4 cursor=MTcwMDAwMDAwMA== events=3 next=time_without_nanoseconds '
+        'detail="Time_ns of 10^9 or more (out of spec); _time is __time__, the body keeps __time_ns_part__"']
+    transcode(data, 4, "next")
+    transcode(log_group_list(good), 4, "clean")
+    assert len(out_of_range_lines(caplog)) == 1, "once per shard and interval, not per pull"
+
+
+def test_out_of_range_nanoseconds_on_the_whole_batch_fallback(caplog: pytest.LogCaptureFixture) -> None:
+    # The empty Content as the very last bytes sends the whole pull to decoder + shaper.
+    data = log_group_list(TIME + field(2, pair(b"k", b"v")) + BIG_NANOS + field(2, b""))
+    assert_same_events(data, meta(), "hec")
+    caplog.clear()
+    events, _ = Transcoder(EventShaper(meta(), "hec")).transcode(data, 2, "c")
+    assert event_times(events, "hec") == ["1700000000"]
+    assert [line.split(" next=")[0] for line in out_of_range_lines(caplog)] == [
+        "action=time_ns_out_of_range shard=2 cursor=c events=1"]
+
+
+def test_out_of_range_nanoseconds_on_the_plain_path_are_counted() -> None:
+    transcoder = Transcoder(EventShaper(meta(), "stream"))
+    for _ in range(4):
+        transcoder.transcode(unique_key_pull(100, keys=20))
+    data = unique_key_pull(99, keys=20)
+    result = transcoder.transcode_frames(data, iter_log_group_frames(data), 0)
+    assert result.out_of_range_nanos == 33  # every third log
+    assert sorted(set(event_times(result.events, "stream"))) == sorted(
+        {"%d" % t for t in range(1_700_000_000, 1_700_000_007)}
+        | {"%d.000000005" % t for t in range(1_700_000_000, 1_700_000_007)})
+
+
+@pytest.mark.parametrize("fmt", ["stream", "hec"])
+def test_routed_out_of_range_nanoseconds_on_every_route(fmt: str, caplog: pytest.LogCaptureFixture) -> None:
+    record = '{"eventName":"CreateUser"}'  # no eventTime: __time__ and the nanoseconds give the time
+    flat = [("event.eventName", "CreateUser"), ("event.eventTime", "not a time")]
+    data = encode([("actiontrail_audit_event", "", [], [(1_700_000_000, [("event", record)], 1_100_000_000)]),
+                   ("app", "", [], [(1_700_000_000, flat, 1_100_000_000), (1_700_000_000, [("k", "v")], 2 ** 32 - 1)]),
+                   ("waf_access_log", "", [], [(1_700_000_000, [("time", "no zone")], 1_000_000_000)])])
+    router = Router("p", "store")
+    events, _, counts = assert_same_routed_events(data, meta(sourcetype="auto"), fmt, router)
+    assert counts == {"aliyun:actiontrail": 2, "aliyun:sls": 1, "aliyun:waf": 1}
+    assert event_times(events, fmt) == ["1700000000"] * 4
+    caplog.clear()
+    make_batch_transcode(EventShaper(meta(sourcetype="auto"), fmt), decode_log_group_list, router)(data, 7, "cur")
+    assert [line.split(" next=")[0] for line in out_of_range_lines(caplog)] == [
+        "action=time_ns_out_of_range shard=7 cursor=cur events=4"]
+
+
+def test_out_of_range_nanoseconds_log_once_per_shard_and_interval(caplog: pytest.LogCaptureFixture) -> None:
+    now = [100.0]
+    report = OutOfRangeNanos(interval=300.0, clock=lambda: now[0])
+    report.found(1, "c1", 5)
+    report.found(1, "c2", 2)
+    report.found(2, "d1", 1)
+    report.found(1, "c3", 0)
+    now[0] += 299.0
+    report.found(1, "c4", 1)
+    now[0] += 2.0
+    report.found(1, "c5", 3)
+    report.found(3, "", 1)
+    assert [line.split(" next=")[0] for line in out_of_range_lines(caplog)] == [
+        "action=time_ns_out_of_range shard=1 cursor=c1 events=5",
+        "action=time_ns_out_of_range shard=2 cursor=d1 events=1",
+        "action=time_ns_out_of_range shard=1 cursor=c5 events=6",
+        "action=time_ns_out_of_range shard=3 cursor=- events=1"]

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from aliyun.log.log_logs_raw_pb2 import LogGroupListRaw
 from sls_forwarder.errors import PermanentError
-from sls_forwarder.sls.decoder import DecodeError, Log, LogGroup, decode_log_group_list
+from sls_forwarder.sls.decoder import DecodeError, Log, LogGroup, decode_log, decode_log_group_list
 
 # ---------------------------------------------------------------------------------------------- helpers
 
@@ -191,6 +191,23 @@ def test_long_keys_take_the_general_path():
     key = b"k" * 200
     data = group_list(field(1, log_bytes(1, [(key, b"v"), (b"short", b"w" * 130)])))
     assert decode_log_group_list(data)[0].logs[0].contents == [("k" * 200, "v"), ("short", "w" * 130)]
+
+
+def test_out_of_range_nanoseconds_are_passed_on_as_they_came():
+    data = group_list(field(1, log_bytes(1_700_000_011, [(b"k", b"v")], time_ns=1_100_000_000)))
+    assert decode_log_group_list(data)[0].logs[0].time_ns == 1_100_000_000
+
+
+def test_a_shared_key_cache_stays_bounded_and_keeps_caching_after_unique_keys():
+    """A key cache kept across batches (the ActionTrail route's) neither grows without bound nor freezes when full."""
+    key_cache = {}
+    for n in range(3):
+        log = log_bytes(1, [(b"unique_%d_%d" % (n, k), b"v") for k in range(3000)])
+        decode_log(log, 0, len(log), key_cache)
+        assert len(key_cache) <= 4096
+    log = log_bytes(1, [(b"eventName", b"v")])
+    assert decode_log(log, 0, len(log), key_cache).contents == [("eventName", "v")]
+    assert key_cache.get(b"eventName") == "eventName"
 
 
 @pytest.mark.parametrize("cut", [1, 2, 5, 17, 30])

@@ -134,6 +134,17 @@ def test_time_falls_back_on_sls_time_when_event_time_is_missing_or_unparsable(ev
         assert raw.startswith(b'{"time":1741050342' + (b".000000005," if nanos else b","))
 
 
+@pytest.mark.parametrize("fmt", ["stream", "hec"])
+def test_nanoseconds_of_a_second_or_more_are_left_out_of_the_time(fmt: str) -> None:
+    at = shaper(fmt)
+    raw = at.event(at.group("actiontrail_audit_event", "", [], 0), 1_700_000_011, 1_100_000_000,
+                   [("event", json.dumps({"eventName": "X"}))])
+    if fmt == "hec":
+        assert raw.startswith(b'{"time":1700000011,')
+    else:
+        assert ET.fromstring(raw).findtext("time") == "1700000011"
+
+
 def test_stream_event_is_well_formed_xml_with_the_same_body() -> None:
     record = dict(RECORD, userAgent='curl & <"x">', errorMessage="\ufffe\ud800 odd \u2028")
     at_stream, at_hec = shaper("stream"), shaper("hec")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import re
+import tracemalloc
 import xml.etree.ElementTree as ET
 from typing import Any, Dict, List, Optional, Tuple
 from xml.sax.saxutils import escape as xml_escape
@@ -88,7 +90,8 @@ def ref_time(log: Log, meta: Optional[EventMeta] = None) -> str:
         value = next((v for k, v in log.contents if k == meta.time_field), None)
         if value is not None and field_time(value) is not None:
             return field_time(value)
-    return str(log.time) if log.time_ns == 0 else "%d.%09d" % (log.time, log.time_ns)
+    # A Time_ns of a second or more is out of spec: it is left out of the time (the body keeps it).
+    return "%d.%09d" % (log.time, log.time_ns) if 0 < log.time_ns < 1_000_000_000 else str(log.time)
 
 
 def _xml_meta(text: str) -> str:
@@ -177,6 +180,44 @@ def test_nanoseconds_are_zero_padded_and_parse_as_a_number() -> None:
     (event,), _ = EventShaper(META, "hec").shape([group])
     assert event.startswith(b'{"time":5.000000007,')
     assert json.loads(event)["event"] == {"__topic__": "", "__source__": "h", "__time__": 5, "__time_ns_part__": 7}
+
+
+@pytest.mark.parametrize("nanos", [1_000_000_000, 1_100_000_000, 2 ** 32 - 1])
+def test_nanoseconds_of_a_second_or_more_are_left_out_of_the_time_and_kept_in_the_body(nanos: int) -> None:
+    group = LogGroup("", "h", [], [Log(1_700_000_011, nanos, [("k", "v")])])
+    (hec,), _ = EventShaper(META, "hec").shape([group])
+    assert hec.startswith(b'{"time":1700000011,')
+    assert json.loads(hec)["event"]["__time_ns_part__"] == nanos
+    (stream,), _ = EventShaper(META, "stream").shape([group])
+    assert ET.fromstring(stream).findtext("time") == "1700000011"
+    assert b'"__time_ns_part__":%d}' % nanos in stream
+
+
+def test_keys_that_never_repeat_leave_the_shapers_memory_bounded() -> None:
+    """Dynamic keys (1,000 unique keys per log) must not pile up templates: count-bounded caches held ~100 KB each."""
+    shaper = EventShaper(META, "stream")
+    unique = itertools.count()
+
+    def burst() -> None:
+        for _ in range(5):
+            logs = [Log(1_700_000_000, 0, [("f%d_%d" % (next(unique), k), "v") for k in range(1000)])
+                    for _ in range(40)]
+            shaper.shape([LogGroup("", "h", [], logs)])
+
+    burst()  # warm up: interned strings, the caches at their bound
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        burst()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    # 200 such logs held about 20 MB in templates before; the shaper's budget is 1.25 MiB.
+    assert grown < 3 * 1024 * 1024, grown
+    uncached = EventShaper(META, "hec")
+    logs = [Log(1, 0, [("a", "1")]), Log(2, 0, [("a", "2")])]
+    assert uncached.shape([LogGroup("", "h", [], logs)], cache=False) == EventShaper(META, "hec").shape(
+        [LogGroup("", "h", [], logs)])
 
 
 def test_json_fields_embed_objects_and_keep_everything_else_as_strings() -> None:
@@ -284,7 +325,7 @@ def _json_text() -> st.SearchStrategy[str]:
 
 _values = st.one_of(_text, _json_text())
 _logs = st.builds(Log, time=st.integers(0, 2 ** 32 - 1),
-                  time_ns=st.one_of(st.just(0), st.integers(0, 999_999_999)),
+                  time_ns=st.one_of(st.just(0), st.integers(0, 999_999_999), st.integers(10 ** 9, 2 ** 32 - 1)),
                   contents=st.lists(st.tuples(_keys, _values), max_size=6))
 _groups = st.lists(st.builds(LogGroup, topic=_text, source=_text,
                              tags=st.lists(st.tuples(_text, _text), max_size=3), logs=st.lists(_logs, max_size=4)),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import tracemalloc
 
 import pytest
 
@@ -42,3 +43,24 @@ def test_anything_else_does_not_parse(text: str) -> None:
 def test_sls_time_text_is_that_of_generic_events() -> None:
     assert splunk_time(1_700_000_000, 0) == "1700000000"
     assert splunk_time(1_700_000_000, 5) == "1700000000.000000005"
+    assert splunk_time(1_700_000_000, 999_999_999) == "1700000000.999999999"
+
+
+@pytest.mark.parametrize("nanos", [1_000_000_000, 1_100_000_000, 2 ** 32 - 1])
+def test_nanoseconds_of_a_second_or_more_are_left_out(nanos: int) -> None:
+    # "1700000011.1000000000" would read as another time.
+    assert splunk_time(1_700_000_011, nanos) == "1700000011"
+
+
+def test_long_values_are_not_cached() -> None:
+    """A time field holding long unique text (no service writes one) must not fill the cache with it."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(300):
+            assert field_time("%05d" % n + "x" * 40_000) is None
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 1024 * 1024, grown  # 300 cached 40 KB strings were 12 MB
+    assert field_time("2025-03-04T01:02:03Z") == "%d.000" % EPOCH

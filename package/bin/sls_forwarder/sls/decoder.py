@@ -28,7 +28,7 @@ __all__ = ["Log", "LogGroup", "LogGroupFrame", "DecodeError", "decode_log", "dec
 
 class Log(NamedTuple):
     time: int  # unix seconds
-    time_ns: int  # 0..999_999_999; 0 when absent
+    time_ns: int  # as on the wire: 0..999_999_999 by the spec, but larger values occur; 0 when absent
     contents: List[Tuple[str, str]]  # wire order, duplicates kept
 
 
@@ -55,6 +55,8 @@ class DecodeError(PermanentError):
 # Wire types.
 _VARINT, _FIXED64, _LENGTH_DELIMITED, _START_GROUP, _END_GROUP, _FIXED32 = 0, 1, 2, 3, 4, 5
 
+# Keys the fast path caches are shorter than 128 bytes, so this count bounds a key cache's bytes too (under 2 MB).
+# A full cache is emptied: keys that repeat come back at once, keys that never repeat do not pile up.
 _KEY_CACHE_LIMIT = 4096
 
 
@@ -164,8 +166,9 @@ def decode_log(data: bytes, pos: int, end: int, key_cache: Optional[Dict[bytes, 
                         key = key_cache.get(raw_key)
                         if key is None:
                             key = raw_key.decode("utf-8", "replace")
-                            if len(key_cache) < _KEY_CACHE_LIMIT:
-                                key_cache[raw_key] = key
+                            if len(key_cache) >= _KEY_CACHE_LIMIT:
+                                key_cache.clear()
+                            key_cache[raw_key] = key
                         append((key, data[value_start:stop].decode("utf-8", "replace")))
                         pos = stop
                         continue

@@ -23,7 +23,8 @@ A value whose key is listed in ``json_fields`` is embedded as JSON when it is a 
 surrounding JSON whitespace, with CR/LF turned into spaces (in valid JSON they can only be whitespace between tokens).
 Anything else stays a JSON string.
 
-Splunk metadata: time is ``str(__time__)`` or ``"<sec>.<ns:09d>"``; with ``time_field`` set, a log whose first value
+Splunk metadata: time is ``str(__time__)`` or ``"<sec>.<ns:09d>"`` (a ``__time_ns_part__`` of 10^9 or more, out of
+spec, is left out of the time and kept in the body: ``.1000000000`` would read as another time); with ``time_field`` set, a log whose first value
 of that key parses as a service time (``timefields.field_time``) gets ``"<sec>.<ms:03d>"`` from it instead.
 Host is the value of ``host_field``: the group's value for ``__topic__``, ``__source__`` and ``__tag__:<key>``
 (first tag with that key), otherwise the first content value with that key; empty or missing means
@@ -37,9 +38,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Iterable, List, Optional, Sequence, Tuple
 
-from .timefields import field_time
+from ..caches import SizedCache, entry_bytes
+from .timefields import NANOS_PER_SECOND, field_time
 
 __all__ = ["EventMeta", "EventShaper", "FORMATS", "json_string", "xml_legal"]
 
@@ -61,8 +63,13 @@ _XML_TEXT_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\ud800-\udfff\ufffe\uffff]")
 _XML_ATTRIBUTE_UNSAFE = re.compile("[\x00-\x1f\ud800-\udfff\ufffe\uffff]")
 _GROUP_FIELDS = ("__topic__", "__source__")
 _TAG_PREFIX = "__tag__:"
-# Distinct key sequences (and hosts) are few in practice; the bound only protects against pathological data.
-_CACHE_LIMIT = 4096
+# Distinct key sequences (and hosts) are few in practice; the bounds, in estimated bytes, protect against logs whose
+# keys never repeat (dynamic keys), which filled count-bounded caches with hundreds of MB. The transcoder calls the
+# shaper only for the logs its fast path declines, so 1.25 MiB per shaper is plenty for regular data.
+_TEMPLATE_CACHE_BYTES = 1 << 20
+_HOST_CACHE_BYTES = 256 << 10
+# Host names are short; a host_field pointing at a long value is rendered every time rather than cached.
+_MAX_CACHED_HOST = 256
 
 
 # json.dumps(text, ensure_ascii=False) for a str, without json.dumps' dispatch overhead.
@@ -224,8 +231,8 @@ class EventShaper:
         self._special_bytes = _STREAM_SPECIAL_BYTES if self._stream else _JSON_SPECIAL_BYTES
         self._json_fields = frozenset(meta.json_fields)
         self._host_from_group = meta.host_field in _GROUP_FIELDS or meta.host_field.startswith(_TAG_PREFIX)
-        self._templates: Dict[Tuple[str, ...], _Template] = {}
-        self._hosts: Dict[str, str] = {}
+        self._templates: SizedCache[Tuple[str, ...], _Template] = SizedCache(_TEMPLATE_CACHE_BYTES)
+        self._hosts: SizedCache[str, str] = SizedCache(_HOST_CACHE_BYTES)
         if self._stream:
             stanza = ' stanza="%s"' % _xml_attribute(meta.stanza) if meta.stanza else ""
             self._prefix = '<event%s unbroken="1"><time>' % stanza
@@ -261,6 +268,26 @@ class EventShaper:
         """A content key as it appears in the body: a JSON string literal, XML-escaped for the stream."""
         quoted = json_string(key)
         return _xml_escape(quoted) if self._stream else quoted
+
+    def template_keys(self, keys: Sequence[str]) -> List[str]:
+        """Each key as ``render_key`` renders it, with ``%`` doubled for a %-template.
+
+        Keys without specials (nearly all) are checked together in one scan and only quoted: a template is built for
+        every log when keys do not repeat.
+        """
+        joined = "".join(keys)
+        if _is_clean(joined, self._special_bytes, self._unsafe):
+            rendered = ['"' + key + '"' for key in keys]
+        else:
+            rendered = [self.render_key(key) for key in keys]
+        if "%" in joined:
+            rendered = [key.replace("%", "%%") for key in rendered]
+        return rendered
+
+    def json_positions(self, keys: Sequence[str]) -> Tuple[int, ...]:
+        """Positions of the ``json_fields`` keys in a key sequence."""
+        json_fields = self._json_fields
+        return tuple(position for position, key in enumerate(keys) if key in json_fields) if json_fields else ()
 
     def render_value(self, value: str) -> str:
         """A plain (not ``json_fields``) content value as it appears between its quotes in the body."""
@@ -300,11 +327,12 @@ class EventShaper:
 
     # -------------------------------------------------------------------------------------------------------------
 
-    def shape(self, groups: Iterable[Any]) -> Tuple[List[bytes], int]:
+    def shape(self, groups: Iterable[Any], cache: bool = True) -> Tuple[List[bytes], int]:
         """Serialize every log of ``groups``.
 
         Arguments:
             groups: Objects shaped like ``sls.decoder.LogGroup`` (topic, source, tags, logs of time, time_ns, contents).
+            cache: False leaves the template cache alone (logs whose key sequences do not repeat); same output.
 
         Returns:
             The UTF-8 events in input order, and the newest ``__time__`` seen (0 when there are no logs).
@@ -331,7 +359,7 @@ class EventShaper:
                     keys, values = zip(*contents)
                     template = templates.get(keys)
                     if template is None:
-                        template = self._template(keys)
+                        template = self._template(keys, cache)
                     if template.json_positions:
                         values = self._render_with_json(values, template.json_positions)
                     else:
@@ -353,7 +381,7 @@ class EventShaper:
                     newest = seconds
                 nanos = log.time_ns
                 if nanos:
-                    time_text = "%d.%09d" % (seconds, nanos)
+                    time_text = "%d.%09d" % (seconds, nanos) if nanos < NANOS_PER_SECOND else "%d" % seconds
                     body = '%s%s%d,"__time_ns_part__":%d}' % (head, group_tail, seconds, nanos)
                 else:
                     time_text = "%d" % seconds
@@ -402,30 +430,24 @@ class EventShaper:
         if rendered is None:
             host = value or self.meta.default_host
             rendered = _xml_text(host) if self._stream else json_string(host)
-            if len(self._hosts) >= _CACHE_LIMIT:
-                self._hosts.clear()
-            self._hosts[value] = rendered
+            if len(value) <= _MAX_CACHED_HOST:
+                self._hosts.put(value, rendered, entry_bytes(value, rendered))
         return rendered
 
-    def _template(self, keys: Tuple[str, ...]) -> _Template:
-        parts = []
-        json_positions = []
-        for position, key in enumerate(keys):
-            quoted = self.render_key(key).replace("%", "%%")
-            if key in self._json_fields:
-                json_positions.append(position)
-                parts.append(quoted + ":%s")
-            else:
-                parts.append(quoted + ':"%s"')
+    def _template(self, keys: Tuple[str, ...], cache: bool = True) -> _Template:
+        rendered = self.template_keys(keys)
+        json_positions = self.json_positions(keys)
+        parts = [key + ':"%s"' for key in rendered]
+        for position in json_positions:
+            parts[position] = rendered[position] + ":%s"
         host_position = -1
         if not self._host_from_group and self.meta.host_field in keys:
             host_position = keys.index(self.meta.host_field)
         time_field = self.meta.time_field
         time_position = keys.index(time_field) if time_field and time_field in keys else -1
-        template = _Template("{" + ",".join(parts) + ",", tuple(json_positions), host_position, time_position)
-        if len(self._templates) >= _CACHE_LIMIT:
-            self._templates.clear()
-        self._templates[keys] = template
+        template = _Template("{" + ",".join(parts) + ",", json_positions, host_position, time_position)
+        if cache:
+            self._templates.put(keys, template, entry_bytes(keys, template, template.format, items=keys))
         return template
 
     def _escape_inner(self, value: str) -> str:

@@ -16,7 +16,7 @@ import calendar
 import re
 from typing import Dict, Optional
 
-__all__ = ["field_time", "splunk_time"]
+__all__ = ["field_time", "splunk_time", "NANOS_PER_SECOND"]
 
 # ASCII digits only: \d alone would also take e.g. fullwidth digits, which no service writes.
 _ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d+))?(Z|z|[+-]\d\d:?\d\d)\Z", re.ASCII)
@@ -25,8 +25,12 @@ _MONTHS = {name: number for number, name in enumerate(calendar.month_abbr) if na
 _EPOCH = re.compile(r"\d{10}(?:\d{3})?\Z", re.ASCII)
 # Years Splunk can index (it rejects times before 1970 and far in the future).
 _MIN_YEAR, _MAX_YEAR = 1970, 2999
-# Times repeat (many events per second); the bound only protects against pathological data.
+# Times repeat (many events per second); the bounds only protect against pathological data. No service writes a time
+# longer than 35 characters, so longer text is never cached, and the count bound is a bound in bytes (about 1 MB).
 _CACHE_LIMIT = 4096
+_MAX_CACHED_TEXT = 64
+# Time_ns is specified as 0..999,999,999; a larger one is on the wire nonetheless and is left out of the time.
+NANOS_PER_SECOND = 1_000_000_000
 _cache: Dict[str, Optional[str]] = {}
 
 
@@ -96,12 +100,16 @@ def field_time(text: str) -> Optional[str]:
             whole = field_time(text[:19] + text[end:])
             return None if whole is None else whole[:-3] + text[20:end][:3].ljust(3, "0")
     result = _parse(text.strip())
-    if len(_cache) >= _CACHE_LIMIT:
-        _cache.clear()
-    _cache[text] = result
+    if len(text) <= _MAX_CACHED_TEXT:
+        if len(_cache) >= _CACHE_LIMIT:
+            _cache.clear()
+        _cache[text] = result
     return result
 
 
 def splunk_time(seconds: int, nanos: int) -> str:
-    """The time text of SLS's ``__time__`` and ``__time_ns_part__``, as for generic events."""
-    return "%d" % seconds if nanos == 0 else "%d.%09d" % (seconds, nanos)
+    """The time text of SLS's ``__time__`` and ``__time_ns_part__``, as for generic events.
+
+    A ``nanos`` of a second or more (out of spec) is left out: ``.1000000000`` would read as another time.
+    """
+    return "%d.%09d" % (seconds, nanos) if 0 < nanos < NANOS_PER_SECOND else "%d" % seconds
