@@ -28,6 +28,7 @@ from .backoff import Backoff
 from .batch import ShardBatch
 from .budget import MemoryBudget, shaped_size
 from .errors import ConfigError, ForwarderError, InvalidCursorError, RetryableError
+from .streak import FailureStreak
 from .sls.coordinator import Coordinator
 from .sls.decoder import decode_log_group_list
 from .tracker import ShardTracker
@@ -313,7 +314,7 @@ class ShardConsumer(threading.Thread):
             if result.next_cursor == cursor:
                 return _Pulled(next_cursor=cursor)
             try:
-                events, newest, sourcetypes = self._pipeline.transcode(result.data, self.shard_id)
+                events, newest, sourcetypes = self._pipeline.transcode(result.data, self.shard_id, cursor)
             except Exception as err:
                 return _Pulled(next_cursor=result.next_cursor, error=err, step="decode")
             held = shaped_size(events)
@@ -486,15 +487,19 @@ class _ErrorStreak:
         self._consumer = consumer
         cap = consumer._settings.error_backoff_cap
         self._backoff = Backoff(initial=min(0.5, cap), cap=cap)
-        self._last_logged = float("-inf")
-        self.count = 0
+        self._streak = FailureStreak(remind_every=_STREAK_REMINDER_SECONDS)
+
+    @property
+    def count(self) -> int:
+        return self._streak.count
+
+    @count.setter
+    def count(self, value: int) -> None:  # InvalidCursor recovery counts its own steps
+        self._streak.count = value
 
     def failed(self, step: str, err: Exception, cursor: str, wake_on_revoke: bool = True) -> None:
         """Log (first failure of a streak, then a reminder every few minutes), report config errors, pause."""
-        self.count += 1
-        now = time.monotonic()
-        if self.count == 1 or now - self._last_logged >= _STREAK_REMINDER_SECONDS:
-            self._last_logged = now
+        if self._streak.failed():
             shard_id = self._consumer.shard_id
             if isinstance(err, ForwarderError):
                 # Transient errors are expected now and then; anything else leaves the shard stuck until fixed.
@@ -515,9 +520,9 @@ class _ErrorStreak:
             self._consumer._pipeline.stop_event.wait(self._backoff.next_delay())
 
     def cleared(self) -> None:
-        if self.count:
-            logger.info("action=shard_step_recovered shard=%d failures=%d", self._consumer.shard_id, self.count)
-        self.count = 0
+        failures = self._streak.succeeded()
+        if failures:
+            logger.info("action=shard_step_recovered shard=%d failures=%d", self._consumer.shard_id, failures)
         self._backoff.reset()
 
 

@@ -28,6 +28,7 @@ from urllib3.exceptions import SSLError as Urllib3SSLError
 
 from ..backoff import Backoff
 from ..errors import ConfigError, ForwarderError, InvalidCursorError, PermanentError, RetryableError, error_chain
+from ..streak import FailureStreak
 from .credentials import Credentials, CredentialsProvider, StaticCredentials
 from .endpoint import Endpoint
 from .signing import EMPTY_SHA256, content_md5, sign_v1, sign_v4
@@ -365,34 +366,27 @@ class SlsClient:
         """
         params = params or {}
         backoff = Backoff(self._backoff_initial, self._backoff_cap)
-        attempt = 0
-        streak_started = last_warning = 0.0
+        streak = FailureStreak(remind_every=_STILL_FAILING_WARNING_INTERVAL)
         while True:
-            attempt += 1
             try:
                 response = self._send(api, method, resource, params, body, content_type, extra_headers or {})
                 result = self._parse(api, response, parse) if parse is not None else None
             except RetryableError as err:
+                attempt = streak.count + 1
                 give_up = self._stop.is_set() or (self._max_attempts and attempt >= self._max_attempts)
                 if give_up:
                     raise
                 delay = backoff.next_delay()
-                now = time.monotonic()
-                if attempt == 1:
-                    streak_started = last_warning = now
-                    # An expired token was reported once by the provider, which is renewing it.
-                    level = logging.DEBUG if err.code in _EXPIRED_TOKEN_CODES else logging.WARNING
-                    self._log_retry(level, api, err, attempt, delay, 0.0)
-                elif now - last_warning >= _STILL_FAILING_WARNING_INTERVAL:
-                    last_warning = now
-                    self._log_retry(logging.WARNING, api, err, attempt, delay, now - streak_started)
-                else:
-                    self._log_retry(logging.DEBUG, api, err, attempt, delay, now - streak_started)
+                level = logging.WARNING if streak.failed() else logging.DEBUG
+                if attempt == 1 and err.code in _EXPIRED_TOKEN_CODES:
+                    level = logging.DEBUG  # the provider reported it once and is renewing the token
+                self._log_retry(level, api, err, attempt, delay, streak.failing_for())
                 if self._stop.wait(delay):
                     raise
                 continue
-            if attempt > 1:
-                logger.info("action=sls_recovered api=%s project=%s attempts=%d", api, self.project, attempt)
+            failures = streak.succeeded()
+            if failures:
+                logger.info("action=sls_recovered api=%s project=%s attempts=%d", api, self.project, failures + 1)
             return result
 
     @staticmethod

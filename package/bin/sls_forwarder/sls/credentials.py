@@ -15,6 +15,7 @@ from typing import Callable, Optional, Protocol, Sequence
 
 from ..backoff import Backoff
 from ..errors import ForwarderError, RetryableError
+from ..streak import FailureStreak
 
 __all__ = ["Credentials", "CredentialsProvider", "StaticCredentials", "RefreshingCredentials"]
 
@@ -149,7 +150,7 @@ class RefreshingCredentials:
         return self._closed.is_set() or (self._outer_stop is not None and self._outer_stop.is_set())
 
     def _run(self) -> None:
-        failing_since = 0.0
+        streak = FailureStreak(clock=self._clock)
         while not self._stopped():
             with self._lock:
                 wait = self._renew_at - self._clock()
@@ -169,8 +170,7 @@ class RefreshingCredentials:
                 err = exc if isinstance(exc, ForwarderError) else ForwarderError(
                     "unexpected %s while renewing" % type(exc).__name__, code="RenewalBug")
                 delay = self._backoff.next_delay()
-                if not failing_since:
-                    failing_since = self._clock()
+                if streak.failed():
                     logger.warning("action=credentials_refresh_failed %s code=%s status=%d retry_in_seconds=%.1f "
                                    "expires_in_seconds=%.0f error=\"%s\"", self._what, err.code or "-", err.status,
                                    delay, self._expires_in(), err.message)
@@ -179,10 +179,10 @@ class RefreshingCredentials:
                 continue
             self._install(credentials)
             self._backoff.reset()
-            if failing_since:
+            failing_for = streak.failing_for()
+            if streak.succeeded():
                 logger.info("action=credentials_refreshed %s after_failing_seconds=%.0f expires_in_seconds=%.0f",
-                            self._what, self._clock() - failing_since, self._expires_in())
-                failing_since = 0.0
+                            self._what, failing_for, self._expires_in())
             else:
                 logger.debug("action=credentials_refreshed %s expires_in_seconds=%.0f", self._what,
                              self._expires_in())
