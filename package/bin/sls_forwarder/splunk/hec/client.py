@@ -80,7 +80,8 @@ class HecSink:
         self._poller: Optional[AckPoller] = None
         if config.ack:
             self._poller = AckPoller(self._sender.query_acks, self._finish_request, self._resend,
-                                     interval=config.ack_poll_interval, ack_timeout=config.ack_timeout)
+                                     interval=config.ack_poll_interval, ack_timeout=config.ack_timeout,
+                                     shortest_interval=config.ack_poll_min_interval)
             self._poller.start()
         self._workers = [threading.Thread(target=self._work, name="hec-sender-%d" % n, daemon=True)
                          for n in range(config.senders)]

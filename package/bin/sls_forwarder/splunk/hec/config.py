@@ -30,7 +30,10 @@ class HecConfig:
         max_event_size: An event larger than this (HEC ``maxEventSize``, 5 MB) is dead-lettered, never sent.
         max_in_flight_bytes: ``send`` blocks while this many event bytes are accepted but not yet delivered.
         ack_timeout: Seconds to wait for an ackId to read true before sending the request again.
-        ack_poll_interval: Seconds between ``/services/collector/ack`` queries.
+        ack_poll_interval: Longest delay between ``/services/collector/ack`` queries while requests wait; reached
+            after queries that find nothing acknowledged.
+        ack_poll_min_interval: Delay between ack queries while acknowledgements keep arriving, and before the first
+            query after requests start waiting.
         proxy_url: ``http://[user:password@]host:port`` or "" for a direct connection.
         senders: Threads posting requests concurrently.
         connect_timeout: Seconds to open a connection.
@@ -56,6 +59,7 @@ class HecConfig:
     max_in_flight_bytes: int = 32 * 1024 * 1024
     ack_timeout: float = 300.0
     ack_poll_interval: float = 2.0
+    ack_poll_min_interval: float = 0.05
     proxy_url: str = field(default="", repr=False)
     senders: int = 2
     connect_timeout: float = 10.0
@@ -79,8 +83,8 @@ class HecConfig:
             raise ConfigError("HEC max_in_flight_bytes %d must be positive" % self.max_in_flight_bytes)
         if not 1 <= self.senders <= 32:
             raise ConfigError("HEC senders %d must be from 1 to 32" % self.senders)
-        for name in ("ack_timeout", "ack_poll_interval", "connect_timeout", "read_timeout", "retry_initial",
-                     "config_retry_interval"):
+        for name in ("ack_timeout", "ack_poll_interval", "ack_poll_min_interval", "connect_timeout", "read_timeout",
+                     "retry_initial", "config_retry_interval"):
             if getattr(self, name) <= 0:
                 raise ConfigError("HEC %s must be positive, got %r" % (name, getattr(self, name)))
         if self.retry_cap < self.retry_initial:
