@@ -10,7 +10,8 @@ from sls_forwarder.splunk.hec.config import HecConfig
 
 
 def test_a_list_keeps_its_order_and_drops_slashes_and_collector_paths() -> None:
-    text = " https://idx1.example:8088/ ,http://10.0.0.2:8088/services/collector,https://[::1]:8088/services/collector/event"
+    text = (" https://idx1.example:8088/ ,http://10.0.0.2:8088/services/collector,"
+            "https://[::1]:8088/services/collector/event")
     assert parse_hec_urls(text) == ("https://idx1.example:8088", "http://10.0.0.2:8088", "https://[::1]:8088")
     assert parse_hec_urls("https://hec.example") == ("https://hec.example",)
 
