@@ -6,6 +6,7 @@ from splunk import admin
 from splunktaucclib.rest_handler.admin_external import AdminExternalHandler
 
 from sls_forwarder import modinput
+from sls_forwarder.config import parse_hec_urls
 from sls_forwarder.errors import ForwarderError
 
 # The fields each credential type needs (AssumeRole's base AccessKey pair is optional: else the ECS RAM role).
@@ -51,6 +52,31 @@ class AccountHandler(AdminExternalHandler):
         if missing:
             raise admin.ArgValidationException(
                 f"an account of type {kind} needs {' and '.join(missing)}")
+
+
+class HecDestinationHandler(AdminExternalHandler):
+    """Rejects a HEC destination whose URL, or one URL of its list, is not http(s)://host[:port], naming that one.
+
+    The page's pattern only checks the start (a pattern cannot say which element of a list is wrong); the modular
+    input parses the list the same way (``parse_hec_urls``).
+    """
+
+    def handleCreate(self, confInfo):  # noqa: N802,N803  (splunk.admin naming)
+        self._check_urls()
+        super().handleCreate(confInfo)
+
+    def handleEdit(self, confInfo):  # noqa: N802,N803
+        self._check_urls()
+        super().handleEdit(confInfo)
+
+    def _check_urls(self) -> None:
+        url = self.payload.get("url")
+        if url is None:
+            return
+        try:
+            parse_hec_urls(url)
+        except ForwarderError as err:
+            raise admin.ArgValidationException(str(err))
 
 
 class InputHandler(AdminExternalHandler):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.emulators.hec import HecEmulator
 from tests.emulators.sls.datagen import DataSpec, mixed_spec
 
 from .harness import HEC_TOKEN, LOGSTORE, PROJECT, PYTHONS, AddonEnv, wait_until
@@ -51,3 +52,33 @@ def test_local_hec_is_enabled_and_used_when_no_destination_is_named() -> None:
         assert {e["_token"] for e in env.hec.events()} == {local_token}
         result = env.compare(spec.event_ids(), env.hec_ids())
         assert result.missing == set() and result.duplicates == 0
+
+
+def test_a_destination_with_two_urls_spreads_events_and_validation_names_the_url_that_refuses_the_token() -> None:
+    spec = DataSpec(kind="actiontrail", seed=61, event_count=1500, logs_per_group=25)
+    with AddonEnv(hec_ack=True) as env, \
+            HecEmulator(host="127.0.0.2", tokens={HEC_TOKEN: {"ack": True}}) as second, \
+            HecEmulator(host="127.0.0.3", tokens={"another-token": {"ack": True}}) as stranger:
+        urls = f"{env.hec.url}, {second.url}/services/collector"
+        env.splunkd.store_encrypted("ta_aliyun_sls_hec_destination", "pair", {"token": HEC_TOKEN},
+                                    {"url": urls, "use_ack": "1", "verify_tls": "0", "gzip": "0"})
+        env.splunkd.store_encrypted("ta_aliyun_sls_hec_destination", "mixed", {"token": HEC_TOKEN},
+                                    {"url": f"{env.hec.url},{stranger.url}", "use_ack": "1", "verify_tls": "0"})
+        env.load(spec, shards=3)
+        accepted = env.runner.validate("prod", env.params(delivery="hec", hec_destination="pair"), env.splunkd.url,
+                                       env.splunkd.session_key)
+        assert accepted.returncode == 0, (accepted.stdout, accepted.stderr[-2000:])
+        refused = env.runner.validate("prod", env.params(delivery="hec", hec_destination="mixed"), env.splunkd.url,
+                                      env.splunkd.session_key)
+        assert refused.returncode == 1 and refused.error_message is not None, refused.stdout
+        assert f"HEC destination 'mixed' at {stranger.url}: the HEC token is not valid" in refused.error_message
+        with env.start_input("prod", delivery="hec", hec_destination="pair", index="main") as running:
+            wait_until(lambda: len(env.hec.events()) + len(second.events()) >= spec.event_count
+                       and env.fully_checkpointed(), timeout=60, message="all events at the two HECs")
+            assert running.terminate(timeout=30) == 0, running.stderr_text()[-2000:]
+        delivered = env.hec_ids() + [event["event"]["event_id"] for event in second.events()]
+        result = env.compare(spec.event_ids(), delivered)
+        assert result.missing == set() and result.duplicates == 0, result
+        assert env.hec.events() and second.events(), "round-robin reached only one URL"
+        assert env.hec.pending_acks() == 0 and second.pending_acks() == 0
+        assert "Traceback" not in env.log_text("prod")

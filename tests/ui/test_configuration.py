@@ -124,6 +124,38 @@ def test_hec_destination_add_edit_delete(configuration: UccPage, ui_env: UiEnv) 
     assert ui_env.splunkd.stanza(HEC_CONF, "hec_spare") is None
 
 
+def test_hec_destination_saves_a_list_of_urls_and_names_a_bad_element(configuration: UccPage,
+                                                                     ui_env: UiEnv) -> None:
+    two = f"{ui_env.hec.url}, http://127.0.0.2:8088"
+    add_hec_destination(configuration, "hec_two", two, HEC_TOKEN, use_ack=True)
+    assert ui_env.splunkd.stanza(HEC_CONF, "hec_two")["url"] == two
+    assert configuration.cell("hec_two", "url") == two
+
+    dialog = configuration.add()
+    dialog.fill({"name": "hec_bad", "url": "https://idx1.example:8088, idx2.example:8088", "token": "bad-list-token",
+                 "verify_tls": False})
+    dialog.submit()
+    shown = dialog.wait_error()
+    assert "HEC element 2 of 2 'idx2.example:8088' must be http(s)://host[:port]" in shown, shown
+    for wrapper in ("Unexpected error", "REST Error", "Traceback", "bad-list-token"):
+        assert wrapper not in shown, shown
+    assert ui_env.splunkd.stanza(HEC_CONF, "hec_bad") is None
+    configuration.browser.click(dialog.button("Cancel"))
+    dialog.wait_closed()
+    # The refused save was a 400 from the handler: expected, and the only failed request.
+    configuration.browser.forget(lambda text: HEC_CONF in text or "status of 400" in text)
+
+    dialog = configuration.add()   # not even a URL: the page refuses it before sending anything
+    dialog.fill({"name": "hec_bad", "url": "idx1.example:8088", "token": "t", "verify_tls": False})
+    dialog.submit()
+    assert "Enter http(s)://host[:port], or several separated by commas." in dialog.wait_error()
+    configuration.browser.click(dialog.button("Cancel"))
+    dialog.wait_closed()
+    assert ui_env.splunkd.stanza(HEC_CONF, "hec_bad") is None
+    configuration.delete("hec_two")
+    assert ui_env.splunkd.stanza(HEC_CONF, "hec_two") is None
+
+
 def wait_saved(browser: Browser, ui_env: UiEnv, stanza: str, expected: dict) -> None:
     def saved() -> bool:
         values = ui_env.splunkd.stanza(SETTINGS_CONF, stanza) or {}

@@ -10,7 +10,8 @@ from urllib.parse import quote
 
 from .errors import ConfigError
 
-__all__ = ["InputConfig", "HecDestination", "ProxySettings", "parse_input", "parse_start_position", "parse_bool"]
+__all__ = ["InputConfig", "HecDestination", "ProxySettings", "parse_input", "parse_start_position", "parse_bool",
+           "parse_hec_urls"]
 
 _PROJECT = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 _LOGSTORE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,61}[a-z0-9]$")
@@ -20,6 +21,9 @@ _PROXY_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
 _PROXY_IPV6 = re.compile(r"^\[[0-9A-Fa-f:.]+\]$")
 _ISO_TIME = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?(Z|[+-]\d{2}:?\d{2})?$")
+_HEC_URL = re.compile(r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:\d{1,5})?$")
+# HEC's own paths, which people paste with the URL; the client adds the path it needs.
+_HEC_PATHS = ("/services/collector/event", "/services/collector")
 DELIVERIES = ("stream", "hec")
 
 
@@ -33,6 +37,33 @@ def parse_bool(value: object, default: bool = False) -> bool:
     if text in ("0", "false", "f", "no", "n", "off"):
         return False
     raise ConfigError(f"{value!r} is not a boolean (use true or false)")
+
+
+def parse_hec_urls(text: str) -> Tuple[str, ...]:
+    """``http(s)://host[:port]`` or a comma-separated list of them -> base URLs, in the order given.
+
+    Each element may end in ``/`` or in ``/services/collector[/event]``, which are dropped.
+
+    Raises:
+        ConfigError: naming the element that is empty, not ``http(s)://host[:port]``, or listed twice.
+    """
+    elements = [element.strip() for element in str(text).split(",")]
+    urls = []
+    for number, element in enumerate(elements, 1):
+        where = f"element {number} of {len(elements)}" if len(elements) > 1 else "url"
+        url = element.rstrip("/")
+        for path in _HEC_PATHS:
+            if url.endswith(path):
+                url = url[: -len(path)]
+                break
+        if not url:
+            raise ConfigError(f"HEC {where} is empty" + ("; separate URLs with one comma" if len(elements) > 1 else ""))
+        if not _HEC_URL.match(url):
+            raise ConfigError(f"HEC {where} {element!r} must be http(s)://host[:port]")
+        if url in urls:
+            raise ConfigError(f"HEC {where} {element!r} is listed twice")
+        urls.append(url)
+    return tuple(urls)
 
 
 def parse_start_position(text: str) -> str | int:
@@ -113,7 +144,7 @@ class ProxySettings:
 
 @dataclass(frozen=True)
 class HecDestination:
-    """Where ``delivery = hec`` posts. ``url`` empty means this forwarder's own HEC (bootstrapped over REST)."""
+    """Where ``delivery = hec`` posts: ``url`` is one HEC URL or a comma-separated list (``parse_hec_urls``)."""
 
     name: str = ""
     url: str = ""
@@ -123,11 +154,17 @@ class HecDestination:
     ca_bundle: str = ""
     gzip: bool = False
 
+    @property
+    def urls(self) -> Tuple[str, ...]:
+        """The base URLs of ``url`` (one, or several to balance over)."""
+        return parse_hec_urls(self.url)
+
     @classmethod
     def from_conf(cls, name: str, stanza: Mapping[str, str]) -> "HecDestination":
-        url = str(stanza.get("url") or "").strip().rstrip("/")
-        if not re.match(r"^https?://[^/\s]+$", url):
-            raise ConfigError(f"HEC destination {name!r}: url {url!r} must be http(s)://host[:port]")
+        try:
+            url = ",".join(parse_hec_urls(str(stanza.get("url") or "")))
+        except ConfigError as error:
+            raise ConfigError(f"HEC destination {name!r}: {error}") from None
         if not stanza.get("token"):
             raise ConfigError(f"HEC destination {name!r} has no token")
         return cls(name=name, url=url, token=str(stanza["token"]), use_ack=parse_bool(stanza.get("use_ack"), False),

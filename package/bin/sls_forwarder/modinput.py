@@ -179,13 +179,14 @@ def check_account_live(name: str, fields: Mapping[str, Optional[str]], session_k
 
 
 def _check_hec_destination(destination: "HecDestination", proxy_url: str) -> None:
-    """Post an empty request to the HEC destination: HEC checks TLS and the token before it finds no data (code 5).
+    """Post an empty request to each URL of the HEC destination: HEC checks TLS and the token before it finds no
+    data (code 5).
 
     Only configuration errors (token invalid or disabled, TLS verification, unresolvable host) fail validation; a
     busy or unreachable HEC may be temporary, and the input retries it anyway.
 
     Raises:
-        ConfigError: naming the destination and what HEC refused.
+        ConfigError: naming the destination, the URL (of several) and what HEC refused.
     """
     from .errors import PermanentError
     from .splunk.hec import HecConfig
@@ -195,15 +196,18 @@ def _check_hec_destination(destination: "HecDestination", proxy_url: str) -> Non
     config = HecConfig(url=destination.url, token=destination.token, ack=destination.use_ack,
                        verify_tls=destination.verify_tls, ca_bundle=destination.ca_bundle, proxy_url=proxy_url,
                        connect_timeout=8.0, read_timeout=8.0)
-    sender = HecSender(config, process_channel())
-    try:
-        sender.post_events(b"", False)
-    except ConfigError as err:
-        raise ConfigError(f"HEC destination {destination.name!r}: {err}", code=err.code, status=err.status) from None
-    except (PermanentError, RetryableError):
-        pass  # "No data" means the token and the connection are good; a busy HEC is not a configuration error
-    finally:
-        sender.close()
+    for url in config.base_urls:
+        sender = HecSender(config, process_channel(), base_url=url)
+        where = f" at {url}" if len(config.base_urls) > 1 else ""
+        try:
+            sender.post_events(b"", False)
+        except ConfigError as err:
+            raise ConfigError(f"HEC destination {destination.name!r}{where}: {err}", code=err.code,
+                              status=err.status) from None
+        except (PermanentError, RetryableError):
+            pass  # "No data" means the token and the connection are good; a busy HEC is not a configuration error
+        finally:
+            sender.close()
 
 
 def validate(metadata: Mapping[str, str], parameters: Mapping[str, str]) -> None:

@@ -111,7 +111,8 @@ class HecFaults:
             self._health_code = 17
 
     def busy_for(self, seconds: float) -> None:
-        """Answer every data request with 503 code 9 ("Server is busy") for ``seconds`` from now."""
+        """Answer every data request with 503 code 9 ("Server is busy") for ``seconds`` from now; health answers
+        503 code 18 ("queues are full") meanwhile."""
         with self._lock:
             self._busy_until = time.monotonic() + seconds
 
@@ -181,6 +182,8 @@ class HecFaults:
 
     def _health(self) -> int:
         with self._lock:
+            if self._health_code == 17 and time.monotonic() < self._busy_until:
+                return 18  # Splunk answers data with "Server is busy" (9) when its queues are full, health with 18
             return self._health_code
 
 

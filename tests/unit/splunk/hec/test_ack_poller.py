@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from contextlib import ExitStack
-from typing import Dict, List, Sequence
+from typing import Callable, Dict, List, Sequence
 
 import pytest
 
 from sls_forwarder.batch import ShardBatch
 from sls_forwarder.errors import RetryableError
-from sls_forwarder.splunk.hec.ack_poller import AckPoller
+from sls_forwarder.splunk.hec.ack_poller import AckPoller, AckPollSchedule
 from sls_forwarder.splunk.hec.batch import HecRequest, PendingBatch
 
 
@@ -135,7 +136,8 @@ def test_a_post_in_flight_during_a_reset_is_sent_again() -> None:
 
 def test_poll_applies_no_answer_while_a_post_is_between_its_ack_id_and_registration() -> None:
     """The reviewed race: R holds 5; HEC restarts; R' gets 5 and is indexed, but its thread has not registered it
-    when the poller asks about 5. The poll must wait for R' to register (which reveals the reset)."""
+    when the poller asks about 5. HEC answers "5 is true" (about R'); the poll must not apply that answer before R'
+    registers (which reveals the reset and voids the answer)."""
     h = Harness()
     lost = h.post(5)
     reissued = h.request(5)
@@ -154,8 +156,8 @@ def test_poll_applies_no_answer_while_a_post_is_between_its_ack_id_and_registrat
     polled = threading.Event()
     poll = threading.Thread(target=lambda: (h.poller.poll_once(), polled.set()))
     poll.start()
-    assert not polled.wait(0.3)   # the poll waits for the POST in flight
-    assert h.queries == []
+    assert not polled.wait(0.3)   # the poll has its answer but waits for the POST in flight
+    assert h.queries == [[5]] and h.acked == [] and h.expired == []
     release.set()
     poster.join(10)
     poll.join(10)
@@ -163,34 +165,42 @@ def test_poll_applies_no_answer_while_a_post_is_between_its_ack_id_and_registrat
     assert h.acked == [] and h.expired == [lost, reissued]
 
 
-def test_posts_wait_while_the_poller_holds_the_gate() -> None:
+def test_posts_go_on_while_the_poller_queries_and_an_answer_waits_only_for_posts_begun_before_it() -> None:
     h = Harness()
     querying, answer = threading.Event(), threading.Event()
 
     def slow_query(ack_ids: Sequence[int]) -> Dict[int, bool]:
         querying.set()
         answer.wait(10)
-        return {i: False for i in ack_ids}
+        return {i: True for i in ack_ids}
 
     h.poller = AckPoller(slow_query, h.acked.append, h.expired.append, interval=0.01, ack_timeout=30.0,
                          clock=lambda: h.now)
-    h.post(1)
-    poll = threading.Thread(target=h.poller.poll_once)
+    waiting = h.post(1)
+    polled = threading.Event()
+    poll = threading.Thread(target=lambda: (h.poller.poll_once(), polled.set()))
     poll.start()
     assert querying.wait(10)
-    entered = threading.Event()
+    during = h.post(2)                      # a whole POST while the query is out: not held up
+    slow_post_started, finish_slow_post = threading.Event(), threading.Event()
 
-    def post() -> None:
-        with h.poller.posting():
-            entered.set()
+    def slow_post() -> None:
+        with h.poller.posting() as start:
+            slow_post_started.set()
+            finish_slow_post.wait(10)
+            h.poller.add(h.request(3), start)
 
-    poster = threading.Thread(target=post)
+    poster = threading.Thread(target=slow_post)
     poster.start()
-    assert not entered.wait(0.3)
+    assert slow_post_started.wait(10)
     answer.set()
-    assert entered.wait(10)
-    poll.join(10)
+    assert not polled.wait(0.3)             # the answer waits for the POST begun before it arrived
+    assert h.acked == []
+    finish_slow_post.set()
     poster.join(10)
+    poll.join(10)
+    assert h.acked == [waiting]             # only the snapshot's request: 2 and 3 were not asked about
+    assert h.poller.outstanding() == 2 and during not in h.acked
 
 
 def test_request_without_ack_id_is_refused() -> None:
@@ -233,3 +243,58 @@ def test_a_failing_callback_does_not_strand_the_other_acked_requests(caplog) -> 
     assert resolved == [second, third]
     assert h.poller.outstanding() == 0
     assert "action=hec_ack_callback_failed ack_id=0" in caplog.text
+
+
+def test_schedule_asks_soon_after_progress_and_backs_off_to_the_interval_while_nothing_is_acked() -> None:
+    schedule = AckPollSchedule(shortest=0.05, longest=1.0)
+    assert schedule.delay == 0.05
+    delays = []
+    for _ in range(7):
+        schedule.polled(acked=0)
+        delays.append(schedule.delay)
+    assert delays == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0]
+    schedule.polled(acked=3)
+    assert schedule.delay == 0.05
+    schedule.polled(acked=0)
+    schedule.restart()   # requests start waiting again after the channel was idle
+    assert schedule.delay == 0.05
+    assert AckPollSchedule(shortest=0.5, longest=0.2).delay == 0.2   # the interval is also a cap on the shortest
+
+
+def test_thread_asks_about_new_requests_after_the_shortest_delay_not_the_interval() -> None:
+    """With a 60 s interval, only the short first delay can deliver within the wait below."""
+    h = Harness()
+    acked = threading.Event()
+    h.poller = AckPoller(h.query, lambda r: acked.set(), h.expired.append, interval=60.0, ack_timeout=300.0,
+                         clock=lambda: h.now, shortest_interval=0.01)
+    h.poller.start()
+    try:
+        h.indexed[0] = True
+        h.post(0)
+        assert acked.wait(20)
+        assert h.queries == [[0]]
+    finally:
+        h.poller.stop()
+
+
+def test_idle_poller_sends_no_queries() -> None:
+    h = Harness()
+    h.poller.start()
+    try:
+        h.indexed[0] = True
+        h.post(0)
+        assert _wait_until(lambda: h.poller.outstanding() == 0)
+        asked = len(h.queries)
+        time.sleep(0.3)   # 30 intervals of 10 ms with nothing outstanding
+        assert len(h.queries) == asked
+    finally:
+        h.poller.stop()
+
+
+def _wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()

@@ -124,10 +124,13 @@ def test_reissued_ack_id_read_true_before_its_request_registers_does_not_complet
             hec.hold_next_post()
             sink.send(newer, done)
             assert hec.held.wait(10)
-            # The poller runs every 20 ms: without the gate it asks about 0 now and reads true (R' is indexed).
-            hec.wait_for(lambda: hec.answered_while_held, timeout=1.0)
+            # The poller runs every 20 ms: it asks about 0 now and reads true (R' is indexed); that answer must not
+            # complete R, whose data the restart lost.
+            assert hec.wait_for(lambda: hec.answered_while_held, timeout=5.0)
+            assert {0: True} in hec.answered_while_held
+            assert done.calls == []
             hec.release.set()
-            assert hec.answered_while_held == [] and done.premature == []
+            assert done.premature == []
             assert done.wait_count(2)
         assert done.premature == []
         assert sorted(done.calls) == ["lost", "newer"]

@@ -205,8 +205,7 @@ def test_process_channel_is_one_guid_per_process() -> None:
 def test_config_validation_and_repr_hides_secrets() -> None:
     config = HecConfig(url="https://hec.example:8088/services/collector/event", token="secret-token",
                        proxy_url="http://u:pw@proxy:3128")
-    assert config.event_url == "https://hec.example:8088/services/collector/event"
-    assert config.ack_url == "https://hec.example:8088/services/collector/ack"
+    assert config.base_urls == ("https://hec.example:8088",)
     assert "secret-token" not in repr(config) and "pw" not in repr(config)
     for bad in ({"url": "hec.example:8088"}, {"url": "https://hec.example/x"}, {"token": ""},
                 {"senders": 0}, {"max_content_length": 10}, {"retry_cap": 0.1}):

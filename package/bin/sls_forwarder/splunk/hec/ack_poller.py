@@ -8,20 +8,27 @@ HEC numbers ackIds per channel, 0, 1, 2, ..., and starts again from 0 when it re
 "ackId 5 is indexed" may be about a newer request that HEC gave 5 after the restart while the older request holding
 5 was lost with the restart. Two rules keep such an answer from completing the wrong request:
 
-- The gate. A POST holds it shared (``posting``) from before it is sent until its ackId is registered (``add``);
-  ``poll_once`` holds it exclusively from its snapshot until the answer is applied. So while an answer is applied no
-  request is between "HEC issued its ackId" and "registered": every id HEC has given us is in the registry, and a
-  reused one has already been detected. POSTs still run concurrently with each other; the gate prefers the poller,
-  which waits for POSTs in flight (bounded by the HTTP timeouts) and is not starved by a steady stream of new ones.
+- The barrier. ``posting`` numbers each POST from before it is sent until its ackId is registered (``add``).
+  ``poll_once`` snapshots the registry, asks HEC, then waits until every POST that started before the answer arrived
+  has registered (or failed) before it applies the answer, and then only to requests of its snapshot that are still
+  registered in the same epoch. So when an answer is applied every id HEC had issued when it answered is registered,
+  and a reused one has already been detected (and the answer dropped). POSTs never wait for the poller: a query
+  does not hold up delivery.
 - Reset detection, in ``add``. HEC issues increasing ids, so a new id at or below the highest one registered before
   this POST was sent, or equal to one still outstanding, means HEC started the channel again. POSTs in flight
   together may be answered in any order, so a new id is compared only with ids registered before its POST was sent
-  and with the ids outstanding (while a POST is in flight nothing leaves the registry but through a reset, since
-  acks and expiries need the gate).
+  and with the ids outstanding. An id leaves the registry through an ack or an expiry only after the barrier, and
+  only when it was registered before the poll's snapshot: a POST still in flight then started after the answer, so
+  it saw that id among the highest, and a reuse of it is still caught.
   On a reset every outstanding request and every POST in flight is sent again: which side of the restart their
   ids came from cannot be told, and sending again only costs duplicates.
 
 What no client can see: an id HEC issued to a POST whose reply never arrived (connection lost after HEC read it).
+
+When to ask (``AckPollSchedule``): soon after requests are answered, then less and less often while nothing new reads
+true, never less often than ``interval``; an answer with a true ack starts again from the shortest delay. A fixed
+interval would hold every request (and the in-flight bytes behind it) for half an interval on average, and the last
+requests of a burst for a whole one.
 """
 
 from __future__ import annotations
@@ -30,12 +37,12 @@ import logging
 import threading
 import time
 from contextlib import contextmanager
-from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Set
 
 from ...errors import ForwarderError
 from .batch import HecRequest
 
-__all__ = ["AckPoller", "PostStart"]
+__all__ = ["AckPoller", "AckPollSchedule", "PostStart"]
 
 logger = logging.getLogger("sls_forwarder.splunk.hec.ack_poller")
 
@@ -47,41 +54,55 @@ class PostStart(NamedTuple):
     highest: int    # highest ackId registered in this epoch, -1 when none
 
 
-class _Gate:
-    """Readers-writer lock preferring the writer: POSTs share it, the poller takes it alone."""
+class AckPollSchedule:
+    """The delay before the next ack query: ``shortest`` after a query that found acks (or when requests start
+    waiting), doubled after each query that found none, up to ``longest``. Pure: the poller feeds it outcomes.
+
+    Arguments:
+        shortest: Delay after progress: about the time HEC needs to index a request that was just answered.
+        longest: The cap while nothing reads true (``HecConfig.ack_poll_interval``).
+    """
+
+    def __init__(self, shortest: float, longest: float) -> None:
+        self._shortest = min(shortest, longest)
+        self._longest = longest
+        self.delay = self._shortest
+
+    def restart(self) -> None:
+        """Requests started waiting after none were: ask soon."""
+        self.delay = self._shortest
+
+    def polled(self, acked: int) -> None:
+        """Record a query's outcome: ``acked`` requests read true."""
+        self.delay = self._shortest if acked else min(self.delay * 2, self._longest)
+
+
+class _PostsInFlight:
+    """Numbers POSTs as they start, so the poller can wait for those that started before a moment to finish."""
 
     def __init__(self) -> None:
         self._changed = threading.Condition(threading.Lock())
-        self._posts = 0
-        self._poller_waiting = False
-        self._poller_inside = False
+        self._next = 0
+        self._active: Set[int] = set()
 
-    def acquire_shared(self) -> None:
+    def begin(self) -> int:
         with self._changed:
-            while self._poller_waiting or self._poller_inside:
+            ticket = self._next
+            self._next += 1
+            self._active.add(ticket)
+            return ticket
+
+    def end(self, ticket: int) -> None:
+        with self._changed:
+            self._active.discard(ticket)
+            self._changed.notify_all()
+
+    def wait_for_earlier(self) -> None:
+        """Return once every POST begun before this call has ended (later ones are not waited for)."""
+        with self._changed:
+            mark = self._next
+            while self._active and min(self._active) < mark:
                 self._changed.wait()
-            self._posts += 1
-
-    def release_shared(self) -> None:
-        with self._changed:
-            self._posts -= 1
-            if self._posts == 0:
-                self._changed.notify_all()
-
-    @contextmanager
-    def exclusive(self) -> Iterator[None]:
-        with self._changed:
-            self._poller_waiting = True
-            while self._posts or self._poller_inside:
-                self._changed.wait()
-            self._poller_waiting = False
-            self._poller_inside = True
-        try:
-            yield
-        finally:
-            with self._changed:
-                self._poller_inside = False
-                self._changed.notify_all()
 
 
 class AckPoller:
@@ -91,25 +112,29 @@ class AckPoller:
         query_acks: ``HecSender.query_acks``: ackIds -> indexed? (raises ForwarderError on failure).
         on_acked: Called with each request whose ackId read true.
         on_expired: Called with each request that must be sent again.
-        interval: Seconds between polls.
+        interval: Longest delay between polls while requests wait (``AckPollSchedule``).
         ack_timeout: Seconds after sending before a request without a true ack is expired.
         clock: Monotonic time source (tests).
+        shortest_interval: Delay between polls while acks keep arriving, and before the first poll of requests that
+            start waiting on an idle channel.
     """
 
     def __init__(self, query_acks: Callable[[Sequence[int]], Dict[int, bool]],
                  on_acked: Callable[[HecRequest], None], on_expired: Callable[[HecRequest], None],
-                 interval: float, ack_timeout: float, clock: Callable[[], float] = time.monotonic) -> None:
+                 interval: float, ack_timeout: float, clock: Callable[[], float] = time.monotonic,
+                 shortest_interval: float = 0.05) -> None:
         self._query_acks = query_acks
         self._on_acked = on_acked
         self._on_expired = on_expired
-        self._interval = interval
+        self._schedule = AckPollSchedule(shortest_interval, interval)
         self._ack_timeout = ack_timeout
         self._clock = clock
         self._outstanding: Dict[int, HecRequest] = {}
         self._epoch = 0
         self._highest = -1
-        self._gate = _Gate()
+        self._posts = _PostsInFlight()
         self._lock = threading.Lock()
+        self._registered = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._failing = False
@@ -121,13 +146,13 @@ class AckPoller:
         Yields:
             The PostStart to pass to ``add``.
         """
-        self._gate.acquire_shared()
+        ticket = self._posts.begin()   # before reading the start: a POST the poller does not wait for saw its snapshot
         try:
             with self._lock:
                 start = PostStart(self._epoch, self._highest)
             yield start
         finally:
-            self._gate.release_shared()
+            self._posts.end(ticket)
 
     def add(self, request: HecRequest, start: PostStart) -> None:
         """Wait for ``request.ack_id`` (set, with ``sent_at``, by the caller from the POST reply), or send it again.
@@ -154,6 +179,7 @@ class AckPoller:
             else:
                 self._outstanding[ack_id] = request
                 self._highest = max(self._highest, ack_id)
+                self._registered.notify()
         if reset:
             logger.warning("action=hec_ack_channel_reset ack_id=%d highest_before=%d resending=%d %s detail=HEC "
                            "numbers this channel's ackIds from the start again (restarted?); sending again every "
@@ -166,33 +192,45 @@ class AckPoller:
         with self._lock:
             return len(self._outstanding)
 
-    def poll_once(self) -> None:
-        """Expire overdue requests, then query the others once; failures are logged and retried next time."""
+    def poll_once(self) -> int:
+        """Expire overdue requests, then query the others once; failures are logged and retried next time.
+
+        Returns:
+            How many requests read true.
+        """
+        now = self._clock()
         with self._lock:
             if not self._outstanding:
-                return  # nothing to ask: do not hold up the POSTs
+                return 0
+            epoch = self._epoch
+            snapshot = dict(self._outstanding)
+        overdue = {ack_id for ack_id, request in snapshot.items() if now - request.sent_at >= self._ack_timeout}
+        waiting = sorted(set(snapshot) - overdue)
+        states = self._query(waiting) if waiting else {}
+        # The barrier (module docstring): every id HEC had issued when it answered is registered after this.
+        self._posts.wait_for_earlier()
+        expired: List[HecRequest] = []
         acked: List[HecRequest] = []
-        # Alone on the channel from snapshot to applied answer (module docstring): no request is between getting its
-        # ackId and being registered, so every reuse of an id has been detected before the answer is read.
-        with self._gate.exclusive():
-            now = self._clock()
-            with self._lock:
-                expired = [r for r in self._outstanding.values() if now - r.sent_at >= self._ack_timeout]
-                for request in expired:
-                    del self._outstanding[request.ack_id]
-                waiting = dict(self._outstanding)
-            states = self._query(waiting) if waiting else {}
-            with self._lock:
-                for ack_id, request in waiting.items():
-                    if states.get(ack_id):
-                        del self._outstanding[ack_id]
-                        acked.append(request)
+        with self._lock:
+            if self._epoch != epoch:
+                return 0   # a reset handed every request of the snapshot over for resending; the answer is void
+            for ack_id, request in snapshot.items():
+                if self._outstanding.get(ack_id) is not request:
+                    continue
+                if ack_id in overdue:
+                    expired.append(request)
+                elif states.get(ack_id):
+                    acked.append(request)
+                else:
+                    continue
+                del self._outstanding[ack_id]
         for request in expired:
             logger.warning("action=hec_ack_timeout ack_id=%s %s timeout=%.0f detail=sending again",
                            request.ack_id, request.describe(), self._ack_timeout)
             self._hand_over(self._on_expired, request)
         for request in acked:
             self._hand_over(self._on_acked, request)
+        return len(acked)
 
     @staticmethod
     def _hand_over(callback: Callable[[HecRequest], None], request: HecRequest) -> None:
@@ -203,10 +241,10 @@ class AckPoller:
         except Exception:
             logger.exception("action=hec_ack_callback_failed ack_id=%s %s", request.ack_id, request.describe())
 
-    def _query(self, waiting: Dict[int, HecRequest]) -> Dict[int, bool]:
-        """Ask HEC about ``waiting``; {} when the query failed (logged once per failure streak)."""
+    def _query(self, waiting: List[int]) -> Dict[int, bool]:
+        """Ask HEC about the ackIds ``waiting``; {} when the query failed (logged once per failure streak)."""
         try:
-            states = self._query_acks(sorted(waiting))
+            states = self._query_acks(waiting)
         except ForwarderError as error:
             if not self._failing:
                 logger.warning("action=hec_ack_query_failed error=%s detail=%s", type(error).__name__, error)
@@ -225,12 +263,26 @@ class AckPoller:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop polling; outstanding requests stay undelivered (never reported)."""
         self._stop.set()
+        with self._registered:
+            self._registered.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        while self._wait_for_outstanding() and not self._stop.wait(self._schedule.delay):
             try:
-                self.poll_once()
+                acked = self.poll_once()
             except Exception:  # a callback bug must not end acknowledgement for the whole process
                 logger.exception("action=hec_ack_poll_error")
+                acked = 0
+            self._schedule.polled(acked)
+
+    def _wait_for_outstanding(self) -> bool:
+        """Sleep while no request waits for its ack (an idle channel costs no queries); False once stopped."""
+        with self._registered:
+            if self._outstanding:
+                return not self._stop.is_set()
+            while not self._outstanding and not self._stop.is_set():
+                self._registered.wait()
+        self._schedule.restart()
+        return not self._stop.is_set()

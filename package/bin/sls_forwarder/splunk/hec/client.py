@@ -5,12 +5,15 @@ Life of a ShardBatch:
 1. ``send`` waits while more than ``max_in_flight_bytes`` are in flight (back-pressure), then accepts the batch.
    Events larger than ``max_event_size`` go straight to the dead-letter file (truncating would break the JSON
    envelope, and HEC would reject it anyway); the rest are packed into bodies under ``max_content_length``.
-2. Sender threads post the bodies. Retryable failures are retried forever with capped backoff, configuration
+2. Sender threads post the bodies, each attempt to the URL ``HecBalancer.pick`` gives (round-robin over the URLs in
+   service; a URL that fails retryably is taken out and the request goes to another one at once). Retryable
+   failures with no URL left in service are retried forever with capped backoff, configuration
    failures (token, index, TLS, URL, proxy) every ``config_retry_interval`` and never dead-lettered; one log line per
    failure streak, one when it recovers. The first configuration failure of a streak is also reported to
    ``on_config_error``, so the owner can rebuild the sink with fresh settings.
-3. Without ack a 200 delivers the request; with ack the ack poller delivers it when its ackId reads true, or hands
-   it back for resending after ``ack_timeout`` or when HEC restarted and numbers the channel anew.
+3. Without ack a 200 delivers the request; with ack the ack poller of the URL that answered delivers it when its
+   ackId reads true, or hands it back for resending (to any URL) after ``ack_timeout`` or when HEC restarted and
+   numbers the channel anew.
 4. A permanently rejected body is split (at HEC's ``invalid-event-number`` when given, else in halves) until the
    offending events stand alone; those are written to the dead-letter file and logged with shard and cursor.
    Events before an invalid one may already be indexed, so isolating can duplicate but never loses.
@@ -32,6 +35,7 @@ from ...backoff import Backoff
 from ...batch import ShardBatch
 from ...errors import ConfigError, ForwarderError, PermanentError, RetryableError
 from .ack_poller import AckPoller
+from .balancer import HecBalancer, HecTarget
 from .batch import HecRequest, PendingBatch, pack_events, split_points
 from .channel import HecChannel
 from .config import HecConfig
@@ -44,16 +48,17 @@ logger = logging.getLogger("sls_forwarder.splunk.hec.client")
 
 
 class HecSink:
-    """Delivers shaped HEC envelopes to one HEC, at least once, in parallel across shards.
+    """Delivers shaped HEC envelopes to a HEC destination (one URL or several), at least once, in parallel across
+    shards.
 
     Arguments:
         config: The destination and its limits.
         dead_letter_path: The JSON-lines file for rejected events (``<checkpoint_dir>/<input>.deadletter.jsonl``).
         stop: The process's shutdown event: a ``send`` blocked by back-pressure gives up when it is set.
-        channel: The data channel; by default a new one. Every ackId on it must come from this sink's requests: the
-            ack poller detects a HEC restart from the ids it sees, and on a shared channel a closed sink's request
-            still in flight could take an id unseen.
-        sender: The HTTP side; by default a HecSender built from ``config`` (tests pass fakes).
+        channel: The data channel of the first URL; by default a new one (every other URL always gets a new one).
+            Every ackId on it must come from this sink's requests: the ack poller detects a HEC restart from the ids
+            it sees, and on a shared channel a closed sink's request still in flight could take an id unseen.
+        sender: The HTTP side of a single URL; by default one HecSender per URL of ``config`` (tests pass fakes).
         on_config_error: Called (from a sender thread) with the first ConfigError of each failure streak, e.g. to
             rebuild the sink with fresh settings; the sink itself keeps retrying every ``config_retry_interval``.
     """
@@ -62,7 +67,11 @@ class HecSink:
                  channel: Optional[HecChannel] = None, sender: Optional[HecSender] = None,
                  on_config_error: Optional[Callable[[ConfigError], None]] = None) -> None:
         self.config = config
-        self._sender = sender if sender is not None else HecSender(config, channel or HecChannel())
+        senders = [sender] if sender is not None else [
+            HecSender(config, channel if channel is not None and number == 0 else HecChannel(), base_url=url)
+            for number, url in enumerate(config.base_urls)]
+        self._balancer = HecBalancer([HecTarget(each, self._make_poller(each)) for each in senders],
+                                     probe_initial=config.retry_initial, probe_cap=config.retry_cap)
         self.on_config_error = on_config_error
         self._dead_letters = DeadLetterFile(dead_letter_path)
         self._stop = stop
@@ -77,15 +86,21 @@ class HecSink:
         self._failure_key: Optional[Tuple[str, str, int]] = None
         self._config_failing = False
         self._warned_no_ack_id = False
-        self._poller: Optional[AckPoller] = None
-        if config.ack:
-            self._poller = AckPoller(self._sender.query_acks, self._finish_request, self._resend,
-                                     interval=config.ack_poll_interval, ack_timeout=config.ack_timeout)
-            self._poller.start()
+        for target in self._balancer.targets:
+            if target.poller is not None:
+                target.poller.start()
+        self._balancer.start()
         self._workers = [threading.Thread(target=self._work, name="hec-sender-%d" % n, daemon=True)
                          for n in range(config.senders)]
         for worker in self._workers:
             worker.start()
+
+    def _make_poller(self, sender: HecSender) -> Optional[AckPoller]:
+        """The ack poller of ``sender``'s channel, or None without indexer acknowledgement."""
+        if not self.config.ack:
+            return None
+        return AckPoller(sender.query_acks, self._finish_request, self._resend, interval=self.config.ack_poll_interval,
+                         ack_timeout=self.config.ack_timeout, shortest_interval=self.config.ack_poll_min_interval)
 
     @property
     def in_flight_bytes(self) -> int:
@@ -150,14 +165,17 @@ class HecSink:
             undelivered = (self._in_flight_batches, self._in_flight_bytes)
             self._closed = True
         self._abort.set()
-        if self._poller is not None:
-            self._poller.stop(timeout=1.0)
+        self._balancer.stop(timeout=1.0)
+        for target in self._balancer.targets:
+            if target.poller is not None:
+                target.poller.stop(timeout=1.0)
         for _ in self._workers:
             self._queue.put(None)
         for worker in self._workers:
             # A worker may sit in an HTTP call until read_timeout; it is a daemon and reports nothing from now on.
             worker.join(max(0.1, deadline - time.monotonic()))
-        self._sender.close()
+        for target in self._balancer.targets:
+            target.sender.close()
         if undelivered[0]:
             logger.warning("action=hec_close_undelivered batches=%d bytes=%d detail=not checkpointed; they are "
                            "pulled again after restart", undelivered[0], undelivered[1])
@@ -177,10 +195,13 @@ class HecSink:
     def _deliver(self, request: HecRequest, backoff: Backoff) -> None:
         """Post ``request`` until it is delivered, handed to the ack poller, split or dead-lettered, or abort."""
         while not self._abort.is_set():
+            target = self._balancer.pick()
             try:
-                reply = self._post(request)
+                reply = self._post(target, request)
             except RetryableError as error:
                 self._report_failure(error, request)
+                if self._balancer.failed(target, error):
+                    continue  # that URL is out now; another one in service takes the request at once
                 if backoff.wait(self._abort):
                     return
                 continue
@@ -201,26 +222,28 @@ class HecSink:
                 continue
             backoff.reset()
             self._report_recovery()
-            if self._poller is not None and reply.ack_id is not None:
-                return  # registered with the ack poller, which finishes it or hands it back
-            if self._poller is not None and not self._warned_no_ack_id:
+            self._balancer.succeeded(target)
+            if target.poller is not None and reply.ack_id is not None:
+                return  # registered with the ack poller of that URL's channel, which finishes it or hands it back
+            if target.poller is not None and not self._warned_no_ack_id:
                 self._warned_no_ack_id = True
                 logger.warning("action=hec_no_ack_id detail=ack is on but HEC returned no ackId; the token has indexer "
                                "acknowledgement disabled, so requests count as delivered when accepted")
             self._finish_request(request)
             return
 
-    def _post(self, request: HecRequest) -> HecReply:
-        """POST once; with ack, register the reply's ackId before leaving the poller's gate (see AckPoller)."""
+    def _post(self, target: HecTarget, request: HecRequest) -> HecReply:
+        """POST once to ``target``; with ack, register the reply's ackId with that channel's poller inside
+        ``posting`` (see AckPoller)."""
         payload = request.payload(self.config.gzip)
-        if self._poller is None:
-            return self._sender.post_events(payload, self.config.gzip)
-        with self._poller.posting() as start:
-            reply = self._sender.post_events(payload, self.config.gzip)
+        if target.poller is None:
+            return target.sender.post_events(payload, self.config.gzip)
+        with target.poller.posting() as start:
+            reply = target.sender.post_events(payload, self.config.gzip)
             if reply.ack_id is not None:
                 request.ack_id = reply.ack_id
                 request.sent_at = time.monotonic()
-                self._poller.add(request, start)
+                target.poller.add(request, start)
         return reply
 
     def _reject(self, request: HecRequest, error: PermanentError) -> None:

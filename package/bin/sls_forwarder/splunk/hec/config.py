@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from typing import Tuple
+
+from ...config import parse_hec_urls
 from ...errors import ConfigError
 
-__all__ = ["HecConfig", "EVENT_PATH", "ACK_PATH"]
+__all__ = ["HecConfig", "EVENT_PATH", "ACK_PATH", "HEALTH_PATH"]
 
 EVENT_PATH = "/services/collector/event"
 ACK_PATH = "/services/collector/ack"
-_ACCEPTED_SUFFIXES = (EVENT_PATH, "/services/collector")
+HEALTH_PATH = "/services/collector/health"
 
 
 @dataclass(frozen=True)
@@ -18,7 +21,8 @@ class HecConfig:
     """Where and how to post events to a Splunk HTTP Event Collector.
 
     Arguments:
-        url: ``http(s)://host[:port]``; a trailing ``/services/collector[/event]`` is accepted and ignored.
+        url: ``http(s)://host[:port]``, or a comma-separated list of them to balance over (``HecBalancer``); a
+            trailing ``/services/collector[/event]`` is accepted and ignored.
         token: The HEC token (sent as ``Authorization: Splunk <token>``; never logged, hidden from repr).
         ack: Indexer acknowledgement: a request counts as delivered only when its ackId reads true.
         verify_tls: Verify the server certificate (on by default).
@@ -28,20 +32,25 @@ class HecConfig:
         gzip: Compress request bodies (worth it for a remote HEC; costs CPU).
         max_content_length: Largest request body in bytes before compression (solnlib's fallback, 1,000,000).
         max_event_size: An event larger than this (HEC ``maxEventSize``, 5 MB) is dead-lettered, never sent.
-        max_in_flight_bytes: ``send`` blocks while this many event bytes are accepted but not yet delivered.
+        max_in_flight_bytes: ``send`` blocks while this many event bytes are accepted but not yet delivered (all
+            URLs together).
         ack_timeout: Seconds to wait for an ackId to read true before sending the request again.
-        ack_poll_interval: Seconds between ``/services/collector/ack`` queries.
+        ack_poll_interval: Longest delay between ``/services/collector/ack`` queries while requests wait; reached
+            after queries that find nothing acknowledged.
+        ack_poll_min_interval: Delay between ack queries while acknowledgements keep arriving, and before the first
+            query after requests start waiting.
         proxy_url: ``http://[user:password@]host:port`` or "" for a direct connection.
-        senders: Threads posting requests concurrently.
+        senders: Threads posting requests concurrently (all URLs together).
         connect_timeout: Seconds to open a connection.
         read_timeout: Seconds to wait for a reply.
-        retry_initial: First delay after a retryable failure; doubles up to ``retry_cap``.
+        retry_initial: First delay after a retryable failure, and before the first health probe of a URL taken out;
+            doubles up to ``retry_cap``.
         retry_cap: Longest delay between retries of a retryable failure.
         config_retry_interval: Delay between attempts while the HEC rejects the configuration (token, TLS, URL).
         user_agent: User-Agent header.
 
     Raises:
-        ConfigError: A value is out of range or the URL is not http(s)://host[:port].
+        ConfigError: A value is out of range or a URL is not http(s)://host[:port] (naming it).
     """
 
     url: str
@@ -56,6 +65,7 @@ class HecConfig:
     max_in_flight_bytes: int = 32 * 1024 * 1024
     ack_timeout: float = 300.0
     ack_poll_interval: float = 2.0
+    ack_poll_min_interval: float = 0.05
     proxy_url: str = field(default="", repr=False)
     senders: int = 2
     connect_timeout: float = 10.0
@@ -66,9 +76,7 @@ class HecConfig:
     user_agent: str = "TA-aliyun-sls"
 
     def __post_init__(self) -> None:
-        base = self.base_url
-        if not base.startswith(("http://", "https://")) or "/" in base.split("://", 1)[1] or base.endswith("://"):
-            raise ConfigError("HEC url %r must be http(s)://host[:port]" % self.url)
+        parse_hec_urls(self.url)
         if not self.token:
             raise ConfigError("HEC token is empty")
         if self.max_content_length < 1024:
@@ -79,26 +87,14 @@ class HecConfig:
             raise ConfigError("HEC max_in_flight_bytes %d must be positive" % self.max_in_flight_bytes)
         if not 1 <= self.senders <= 32:
             raise ConfigError("HEC senders %d must be from 1 to 32" % self.senders)
-        for name in ("ack_timeout", "ack_poll_interval", "connect_timeout", "read_timeout", "retry_initial",
-                     "config_retry_interval"):
+        for name in ("ack_timeout", "ack_poll_interval", "ack_poll_min_interval", "connect_timeout", "read_timeout",
+                     "retry_initial", "config_retry_interval"):
             if getattr(self, name) <= 0:
                 raise ConfigError("HEC %s must be positive, got %r" % (name, getattr(self, name)))
         if self.retry_cap < self.retry_initial:
             raise ConfigError("HEC retry_cap %r must be at least retry_initial %r" % (self.retry_cap, self.retry_initial))
 
     @property
-    def base_url(self) -> str:
-        """``scheme://host[:port]`` without any collector path."""
-        url = self.url.strip().rstrip("/")
-        for suffix in _ACCEPTED_SUFFIXES:
-            if url.endswith(suffix):
-                return url[: -len(suffix)]
-        return url
-
-    @property
-    def event_url(self) -> str:
-        return self.base_url + EVENT_PATH
-
-    @property
-    def ack_url(self) -> str:
-        return self.base_url + ACK_PATH
+    def base_urls(self) -> Tuple[str, ...]:
+        """``scheme://host[:port]`` of each URL, without any collector path, in the order given."""
+        return parse_hec_urls(self.url)

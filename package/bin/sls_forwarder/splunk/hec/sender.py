@@ -1,4 +1,4 @@
-"""HecSender: POST to one HEC over keep-alive connections and turn every outcome into a reply or an error class.
+"""HecSender: POST to one HEC URL over keep-alive connections and turn every outcome into a reply or an error class.
 
 Classification (HTTP status + HEC ``code``), see errors.py for what each class makes the caller do:
 
@@ -29,7 +29,7 @@ from urllib3.exceptions import HTTPError, ProtocolError, SSLError
 
 from ...errors import ConfigError, ForwarderError, PermanentError, RetryableError, error_chain
 from .channel import HecChannel
-from .config import HecConfig
+from .config import ACK_PATH, EVENT_PATH, HEALTH_PATH, HecConfig
 
 __all__ = ["HecReply", "HecSender", "RejectedRequestError", "classify_reply"]
 
@@ -161,18 +161,24 @@ def _decode(body: bytes) -> Any:
 
 
 class HecSender:
-    """Posts event bodies and ack queries to one HEC over a shared, thread-safe keep-alive pool.
+    """Posts event bodies and ack queries to one HEC URL over a shared, thread-safe keep-alive pool.
 
     Arguments:
         config: The destination.
         channel: The data channel sent with every request.
         pool: A urllib3 PoolManager to use instead of building one from ``config`` (tests).
+        base_url: Which of ``config.base_urls`` this sender posts to; "" for the first.
     """
 
-    def __init__(self, config: HecConfig, channel: HecChannel, pool: Optional[urllib3.PoolManager] = None) -> None:
+    def __init__(self, config: HecConfig, channel: HecChannel, pool: Optional[urllib3.PoolManager] = None,
+                 base_url: str = "") -> None:
         self.config = config
         self.channel = channel
-        self._pool = pool if pool is not None else self._make_pool(config)
+        self.base_url = base_url or config.base_urls[0]
+        self._event_url = self.base_url + EVENT_PATH
+        self._ack_url = self.base_url + ACK_PATH
+        self._health_url = self.base_url + HEALTH_PATH
+        self._pool = pool if pool is not None else self._make_pool(config, self.base_url)
         self._headers = {
             "Authorization": "Splunk " + config.token,
             "X-Splunk-Request-Channel": channel.id,
@@ -180,11 +186,12 @@ class HecSender:
             "User-Agent": config.user_agent,
         }
         self._timeout = urllib3.Timeout(connect=config.connect_timeout, read=config.read_timeout)
+        self._probe_timeout = urllib3.Timeout(connect=config.connect_timeout, read=config.connect_timeout)
 
     @staticmethod
-    def _make_pool(config: HecConfig) -> urllib3.PoolManager:
+    def _make_pool(config: HecConfig, base_url: str) -> urllib3.PoolManager:
         options: Dict[str, Any] = {"num_pools": 2, "maxsize": config.senders + 1, "block": False}
-        if config.base_url.startswith("https://"):
+        if base_url.startswith("https://"):
             if config.verify_tls:
                 options["cert_reqs"] = "CERT_REQUIRED"
                 if config.ca_bundle:
@@ -219,7 +226,7 @@ class HecSender:
             RejectedRequestError: the PermanentError for this request's content.
         """
         headers = dict(self._headers, **{"Content-Encoding": "gzip"}) if gzipped else self._headers
-        status, payload = self._post(self.config.event_url, body, headers)
+        status, payload = self._post(self._event_url, body, headers)
         error = classify_reply(status, payload)
         if error is not None:
             raise error
@@ -235,7 +242,7 @@ class HecSender:
             RetryableError, ConfigError, PermanentError: as classified.
         """
         body = json.dumps({"acks": list(ack_ids)}).encode("ascii")
-        status, payload = self._post(self.config.ack_url, body, self._headers)
+        status, payload = self._post(self._ack_url, body, self._headers)
         if status == 200 and isinstance(payload, dict) and isinstance(payload.get("acks"), dict):
             states: Dict[int, bool] = {}
             for key, value in payload["acks"].items():
@@ -247,6 +254,17 @@ class HecSender:
         error = classify_reply(status, payload)
         raise error if error is not None else ConfigError(
             "HEC ack endpoint gave no acks (HTTP %d); check the HEC url" % status, status=status)
+
+    def healthy(self) -> bool:
+        """``GET /services/collector/health``: True when HEC answers 200 (code 17, "HEC is healthy"); False for
+        503 (codes 18-20: queues full, ack service unavailable), any other answer, or no answer."""
+        try:
+            # A probe wants a quick answer: an indexer too slow to answer it is not back yet.
+            response = self._pool.request("GET", self._health_url, headers={"User-Agent": self.config.user_agent},
+                                          timeout=self._probe_timeout, retries=False, redirect=False)
+        except HTTPError:
+            return False
+        return response.status == 200
 
     def _post(self, url: str, body: bytes, headers: Dict[str, str]) -> Tuple[int, Any]:
         """POST and return (status, decoded JSON or None); a dropped keep-alive connection is retried once."""
