@@ -40,6 +40,7 @@ from contextlib import contextmanager
 from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Set
 
 from ...errors import ForwarderError
+from ...streak import FailureStreak
 from .batch import HecRequest
 
 __all__ = ["AckPoller", "AckPollSchedule", "PostStart"]
@@ -137,7 +138,7 @@ class AckPoller:
         self._registered = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
-        self._failing = False
+        self._failures = FailureStreak()
 
     @contextmanager
     def posting(self) -> Iterator[PostStart]:
@@ -246,13 +247,11 @@ class AckPoller:
         try:
             states = self._query_acks(waiting)
         except ForwarderError as error:
-            if not self._failing:
+            if self._failures.failed():
                 logger.warning("action=hec_ack_query_failed error=%s detail=%s", type(error).__name__, error)
-            self._failing = True
             return {}
-        if self._failing:
+        if self._failures.succeeded():
             logger.info("action=hec_ack_query_recovered")
-            self._failing = False
         return states
 
     def start(self) -> None:

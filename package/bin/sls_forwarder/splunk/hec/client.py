@@ -34,6 +34,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from ...backoff import Backoff
 from ...batch import ShardBatch
 from ...errors import ConfigError, ForwarderError, PermanentError, RetryableError
+from ...streak import FailureStreak
 from .ack_poller import AckPoller
 from .balancer import HecBalancer, HecTarget
 from .batch import HecRequest, PendingBatch, pack_events, split_points
@@ -83,7 +84,7 @@ class HecSink:
         self._closing = False
         self._closed = False
         self._report_lock = threading.Lock()
-        self._failure_key: Optional[Tuple[str, str, int]] = None
+        self._failures = FailureStreak()   # cause: (error class, code, status)
         self._config_failing = False
         self._warned_no_ack_id = False
         for target in self._balancer.targets:
@@ -332,8 +333,7 @@ class HecSink:
         ``on_config_error`` about the first configuration failure of the streak."""
         key = (type(error).__name__, error.code, error.status)
         with self._report_lock:
-            changed = key != self._failure_key
-            self._failure_key = key
+            changed = self._failures.failed(key)
             first_config_error = isinstance(error, ConfigError) and not self._config_failing
             if first_config_error:
                 self._config_failing = True
@@ -352,8 +352,8 @@ class HecSink:
 
     def _report_recovery(self) -> None:
         with self._report_lock:
-            previous = self._failure_key
-            self._failure_key = None
+            previous = self._failures.cause
+            failures = self._failures.succeeded()
             self._config_failing = False
-        if previous is not None:
+        if failures:
             logger.info("action=hec_recovered after=%s", previous[0])
