@@ -6,6 +6,7 @@ Stream events travel worker -> supervisor -> splunkd's stdout; HEC events go fro
 from __future__ import annotations
 
 import os
+import re
 import signal
 from typing import Dict, Optional
 
@@ -81,7 +82,8 @@ def test_two_workers_post_to_hec_themselves() -> None:
         env.add_hec_destination("hec1", use_ack=True)
         spec = DataSpec(kind="actiontrail", seed=71, event_count=3000, logs_per_group=30)
         env.create_logstore(shards=4)
-        with env.start_input("prod", workers=2, delivery="hec", hec_destination="hec1") as running:
+        with env.start_input("prod", workers=2, delivery="hec", hec_destination="hec1",
+                             max_inflight_mb=96) as running:
             wait_until(lambda: both_workers_own_shards(env), timeout=60, message="both workers to own shards")
             env.load(spec)
             wait_until(lambda: len(env.hec.events()) >= spec.event_count and env.fully_checkpointed(),
@@ -93,6 +95,8 @@ def test_two_workers_post_to_hec_themselves() -> None:
         assert running.events == [], "with HEC the supervisor writes no stream"
         assert env.hec.pending_acks() == 0
         assert {point["consumer"] for point in env.checkpoints().values()} == WORKER_CONSUMERS
+        for worker in ("prod-0", "prod-1"):
+            assert re.search(r"memory_budget_mb=48\b", env.log_text(worker)), "each worker gets half the budget"
         assert_clean_logs(env, running.stderr_text())
 
 

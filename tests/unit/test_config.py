@@ -22,6 +22,7 @@ def test_good_stanza_parses_with_defaults():
     assert config.source == "sls:audit-prod:actiontrail_main"
     assert config.host == ""  # $decideOnStartup is splunkd's placeholder, not a host
     assert config.heartbeat_interval == 20
+    assert config.max_inflight_mb == 64
 
 
 def test_sourcetype_defaults_to_auto_and_an_explicit_one_is_kept():
@@ -33,12 +34,13 @@ def test_sourcetype_defaults_to_auto_and_an_explicit_one_is_kept():
 
 def test_optional_values_are_parsed():
     config = parse_input("prod", dict(GOOD, delivery="HEC", workers="4", json_fields="event, extra ,",
-                                      event_source="actiontrail", heartbeat_interval="5"))
+                                      event_source="actiontrail", heartbeat_interval="5", max_inflight_mb="256"))
     assert config.delivery == "hec"
     assert config.workers == 4
     assert config.json_fields == ("event", "extra")
     assert config.source == "actiontrail"
     assert config.heartbeat_interval == 5
+    assert config.max_inflight_mb == 256
 
 
 @pytest.mark.parametrize("field,value,fragment", [
@@ -55,6 +57,8 @@ def test_optional_values_are_parsed():
     ("workers", "0", "workers"),
     ("workers", "two", "workers"),
     ("heartbeat_interval", "900", "heartbeat_interval"),
+    ("max_inflight_mb", "4", "max_inflight_mb 4 must be a whole number from 8 to 4096"),
+    ("max_inflight_mb", "64MB", "max_inflight_mb"),
     ("account", "", "account is required"),
 ])
 def test_bad_values_name_the_parameter(field, value, fragment):

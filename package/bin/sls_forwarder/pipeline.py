@@ -584,8 +584,9 @@ class Pipeline:
         self.coordinator.start()
         self._committer = threading.Thread(target=self._commit_periodically, name="sls-checkpoints", daemon=True)
         self._committer.start()
-        logger.info("action=pipeline_started consumer=%s group=%s logstore=%s", self.settings.consumer,
-                    self.settings.consumer_group, self.settings.logstore)
+        logger.info("action=pipeline_started consumer=%s group=%s logstore=%s memory_budget_mb=%g",
+                    self.settings.consumer, self.settings.consumer_group, self.settings.logstore,
+                    self.budget.limit / (1 << 20))
 
     def stop(self, timeout: float = 30.0) -> None:
         """Ordered shutdown: stop pulling, let the sink deliver what is in flight, commit, leave the group.
