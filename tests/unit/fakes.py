@@ -63,6 +63,7 @@ class FakeSlsClient:
         self.heartbeat_hook: Optional[Callable[[str, List[int]], None]] = None
         self.commit_hook: Optional[Callable[[int, str], None]] = None
         self.pull_count = 0
+        self.probe_count = 0
         self.queries: Set[str] = set()
 
     # -- test controls
@@ -181,6 +182,13 @@ class FakeSlsClient:
             self.journal.append(("commit", shard_id, cursor))
             if state.status == "readonly" and cursor_index(cursor) == len(state.times):
                 self.over.add(shard_id)
+
+    def has_data(self, logstore: str, shard_id: int, cursor: str, query: str = "") -> bool:
+        self._fault("has_data")
+        with self.lock:
+            self.probe_count += 1
+            state = self._shard(shard_id)
+            return self._valid_index(state, cursor) < len(state.times)
 
     def pull_logs(self, logstore: str, shard_id: int, cursor: str, count: int = 1000, end_cursor: str = "",
                   query: str = "") -> PullResult:

@@ -323,6 +323,18 @@ def test_a_fully_read_readonly_shard_commits_its_end_cursor(made):
     assert client.committed_index(0) == 13 and client.committed_index(1) == 0
 
 
+def test_a_parked_shard_that_turns_readonly_is_finished(made):
+    client = FakeSlsClient(shard_count=1)
+    client.append(0, 5)
+    client.assign(CONSUMER, {0})
+    sink = FakeSink(auto=True)
+    pipeline = start_pipeline(made, client, sink, checkpoint_interval=60)
+    assert wait_for(lambda: pipeline.idle_poller.parked() == 1)
+    client.shards[0].status = "readonly"  # split while idle: its children wait for it to be finished
+    assert wait_for(lambda: client.over == {0})
+    assert client.committed_index(0) == 5
+
+
 # ---------------------------------------------------------------- revocation and shutdown
 
 def test_a_revoked_shard_is_drained_committed_then_released(made):
@@ -621,3 +633,48 @@ def test_empty_and_failed_pulls_give_their_reservation_back(made):
     assert wait_for(lambda: committed_everything(client, (0,)))
     # Two failed pulls, one delivered shard and shard 1's empty pulls: a leaked reservation would never come back.
     assert wait_for(lambda: pipeline.budget.held() == 0)
+
+
+# ---------------------------------------------------------------- idle shards
+
+
+def test_idle_shards_park_with_one_poller_and_wake_when_data_arrives(made):
+    client = FakeSlsClient(shard_count=4)
+    client.assign(CONSUMER, {0, 1, 2, 3})
+    sink = FakeSink(auto=True)
+    pipeline = start_pipeline(made, client, sink)
+    assert wait_for(lambda: pipeline.idle_poller.parked() == 4)
+    pulls = client.pull_count
+    assert wait_for(lambda: client.probe_count >= 12), "the poller keeps probing the parked shards"
+    assert client.pull_count == pulls, "parked shard threads do not pull"
+    client.append(2, 7)
+    assert wait_for(lambda: sorted(sink.delivered_ids()) == [(2, i) for i in range(7)])
+    assert wait_for(lambda: committed_everything(client, (2,)))
+    assert wait_for(lambda: pipeline.idle_poller.parked() == 4), "shard 2 parks again once it is drained"
+
+
+def test_a_failed_probe_hands_the_shard_back_to_its_own_retry_loop(made):
+    client = FakeSlsClient(shard_count=1)
+    client.assign(CONSUMER, {0})
+    sink = FakeSink(auto=True)
+    pipeline = start_pipeline(made, client, sink)
+    assert wait_for(lambda: pipeline.idle_poller.parked() == 1)
+    pulls = client.pull_count
+    client.fail("has_data", RetryableError("SLS is down", status=503))
+    assert wait_for(lambda: client.pull_count > pulls), "woken by the failed probe, the thread pulls itself"
+    assert wait_for(lambda: pipeline.idle_poller.parked() == 1)
+
+
+def test_a_parked_shard_is_released_on_revoke_and_the_pipeline_stops_promptly(made):
+    client = FakeSlsClient(shard_count=2)
+    client.append(0, 3)
+    client.assign(CONSUMER, {0, 1})
+    sink = FakeSink(auto=True)
+    pipeline = start_pipeline(made, client, sink)
+    assert wait_for(lambda: committed_everything(client, (0,)) and pipeline.idle_poller.parked() == 2)
+    client.assign(CONSUMER, {1})
+    assert wait_for(lambda: 0 not in pipeline.consumers() and pipeline.idle_poller.parked() == 1)
+    started = time.monotonic()
+    pipeline.stop(timeout=10)
+    assert time.monotonic() - started < 5
+    assert not any(consumer.is_alive() for consumer in pipeline.consumers().values())

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Callable, Dict, List, NamedTuple, Optional, Pr
 from .backoff import Backoff
 from .batch import ShardBatch
 from .budget import MemoryBudget, shaped_size
+from .idle import IdlePoller
 from .errors import ConfigError, ForwarderError, InvalidCursorError, RetryableError
 from .streak import FailureStreak
 from .sls.coordinator import Coordinator
@@ -54,6 +55,8 @@ _STREAK_REMINDER_SECONDS = 600.0
 PULL_RESERVE_FACTOR = 3
 # A budget holds at least this many full pulls, so prefetch keeps the sink busy however small the budget is.
 _PULLS_PER_BUDGET = 8
+# A parked shard thread re-checks revoke and stop this often even if nobody wakes it.
+_PARKED_RECHECK_SECONDS = 30.0
 
 
 class EventSink(Protocol):
@@ -186,6 +189,7 @@ class ShardConsumer(threading.Thread):
         self._state = threading.Condition()   # guards the fields below; notified on delivery, revoke and stop
         self._revoked = False
         self._finished = False                 # a readonly shard read to its end
+        self._parked = False                   # idle, watched by the pipeline's IdlePoller
         self._newest_delivered = 0
         self.tracker: Optional[ShardTracker] = None
         self._commit_lock = threading.Lock()
@@ -288,7 +292,10 @@ class ShardConsumer(threading.Thread):
             if pulled.batch is None:
                 if self._finished or self._at_end_of_readonly_shard(cursor):
                     self._finish_readonly_shard()
-                self._pause(idle_pause)
+                if idle_pause >= self._settings.idle_poll_max and not self._finished:
+                    self._wait_for_data(cursor)
+                else:
+                    self._pause(idle_pause)
                 idle_pause = min(self._settings.idle_poll_max, idle_pause * 2)
                 continue
             idle_pause = self._settings.idle_poll_min
@@ -297,6 +304,23 @@ class ShardConsumer(threading.Thread):
             cursor = pulled.next_cursor
             self._pause(self._settings.pull_pause(pulled.count, pull_count, pulled.raw_size))
             pull_count = self._settings.next_pull_count(pulled.count, pulled.raw_size)
+
+    def _wait_for_data(self, cursor: str) -> None:
+        """Idle for a while: the pipeline's idle poller watches the shard until it has data, or revoke or stop."""
+        poller = self._pipeline.idle_poller
+        with self._state:
+            self._parked = True
+        poller.park(self.shard_id, cursor, self._unpark)
+        with self._state:
+            while self._parked and self._active():
+                self._state.wait(_PARKED_RECHECK_SECONDS)
+        poller.unpark(self.shard_id)
+
+    def _unpark(self) -> None:
+        """The idle poller saw data (or a failure) after the parked cursor: pull again."""
+        with self._state:
+            self._parked = False
+            self._state.notify_all()
 
     def _pull(self, cursor: str, pull_count: int) -> "_Pulled":
         """Pull and transcode once, holding ``pull_reservation`` of the budget; keep only the batch's bytes after.
@@ -558,6 +582,7 @@ class Pipeline:
         self.error: Optional[ConfigError] = None
         self.shard_status = _ShardStatus(self.control_client, settings.logstore, settings.shard_status_ttl)
         self.budget = MemoryBudget(settings.max_inflight_bytes)
+        self.idle_poller = IdlePoller(self._has_data, settings.idle_poll_max, self.stop_event)
         self.coordinator = Coordinator(self.control_client, settings.logstore, settings.consumer_group,
                                        settings.consumer, self, settings.heartbeat_interval, settings.order,
                                        on_config_error=self.config_failed)
@@ -584,6 +609,7 @@ class Pipeline:
         self.coordinator.start()
         self._committer = threading.Thread(target=self._commit_periodically, name="sls-checkpoints", daemon=True)
         self._committer.start()
+        self.idle_poller.start()
         logger.info("action=pipeline_started consumer=%s group=%s logstore=%s memory_budget_mb=%g",
                     self.settings.consumer, self.settings.consumer_group, self.settings.logstore,
                     self.budget.limit / (1 << 20))
@@ -619,6 +645,15 @@ class Pipeline:
 
     def stopping(self) -> bool:
         return self.stop_event.is_set()
+
+    def _has_data(self, shard_id: int, cursor: str) -> bool:
+        """The idle poller's probe: one look at the shard after ``cursor``, not retried.
+
+        A shard that became readonly (split or merged) counts as having data: its thread must see its end and
+        commit it, or its children would wait for it forever.
+        """
+        return (self.shard_status.is_readonly(shard_id)
+                or self.client.has_data(self.settings.logstore, shard_id, cursor, self.settings.query))
 
     def consumers(self) -> Dict[int, ShardConsumer]:
         """Return the live shard consumers by shard id (diagnostics and tests)."""

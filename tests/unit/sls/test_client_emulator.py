@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from aliyun.log import LogItem, PutLogsRequest
-from sls_forwarder.errors import ConfigError, InvalidCursorError, PermanentError
+from sls_forwarder.errors import ConfigError, InvalidCursorError, PermanentError, RetryableError
 from sls_forwarder.sls.client import Credentials, SlsClient
 from sls_forwarder.sls.decoder import decode_log_group_list
 from sls_forwarder.sls.endpoint import parse_endpoint
@@ -107,3 +107,17 @@ def test_wrong_secret_and_missing_logstore_are_config_errors(emulator):
 def test_v4_signing_is_accepted(emulator):
     client = ours(emulator, auth_version="v4", region="cn-hangzhou")
     assert client.get_project()["projectName"] == PROJECT
+
+
+def test_has_data_looks_once_and_never_retries(emulator):
+    client = ours(emulator, max_attempts=0)  # the data client retries forever; the idle probe must not
+    begin, end = client.get_cursor(LOGSTORE, 0, "begin"), client.get_cursor(LOGSTORE, 0, "end")
+    assert client.has_data(LOGSTORE, 0, begin) is True
+    assert client.has_data(LOGSTORE, 0, end) is False
+    assert client.has_data(LOGSTORE, 1, client.get_cursor(LOGSTORE, 1, "begin")) is False
+    probes = [r for r in emulator.request_log if r.api == "pull_logs"]
+    assert len(probes) == 3 and all(r.params["count"] == "1" for r in probes)
+    emulator.faults.next_errors("pull_logs", "InternalServerError", count=1, status=500)
+    with pytest.raises(RetryableError):
+        client.has_data(LOGSTORE, 0, end)
+    assert len([r for r in emulator.request_log if r.api == "pull_logs"]) == 4

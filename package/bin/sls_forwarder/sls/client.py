@@ -18,7 +18,7 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, TypeVar, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
 from urllib.parse import quote, urlencode, urlsplit
 
 import urllib3
@@ -263,13 +263,7 @@ class SlsClient:
         Raises:
             InvalidCursorError: SLS rejected the cursor.
         """
-        params = {"type": "log", "cursor": cursor, "count": str(count)}
-        if query.strip():
-            params["pullMode"] = "scan_on_stream"
-            params["query"] = query
-        if end_cursor:
-            params["end_cursor"] = end_cursor
-        extra = {"Accept-Encoding": self._accept_encoding, "Accept": "application/x-protobuf"}
+        params, extra = self._pull_request(cursor, count, end_cursor, query)
 
         def parse(response: _Response) -> PullResult:
             headers = response.headers
@@ -283,6 +277,27 @@ class SlsClient:
 
         return self._call("pull_logs", "GET", self._shard_path(logstore, shard_id), params,
                           extra_headers=extra, parse=parse)
+
+    def has_data(self, logstore: str, shard_id: int, cursor: str, query: str = "") -> bool:
+        """Whether the shard has data after ``cursor``: a PullLogs of one log group, sent once, never retried.
+
+        For watching idle shards (idle.py); what it reads is dropped. Failures raise at once (classified as for
+        ``pull_logs``), so the caller can hand the shard back to its own retry loop.
+        """
+        params, extra = self._pull_request(cursor, 1, "", query)
+        response = self._send("pull_logs", "GET", self._shard_path(logstore, shard_id), params, b"", "", extra)
+        return self._parse("pull_logs", response, lambda r: r.headers["x-log-cursor"]) != cursor
+
+    def _pull_request(self, cursor: str, count: int, end_cursor: str,
+                      query: str) -> Tuple[Dict[str, str], Dict[str, str]]:
+        """Query parameters and extra headers of a PullLogs request."""
+        params = {"type": "log", "cursor": cursor, "count": str(count)}
+        if query.strip():
+            params["pullMode"] = "scan_on_stream"
+            params["query"] = query
+        if end_cursor:
+            params["end_cursor"] = end_cursor
+        return params, {"Accept-Encoding": self._accept_encoding, "Accept": "application/x-protobuf"}
 
     def list_consumer_groups(self, logstore: str) -> List[dict]:
         """Return the consumer groups of the logstore as ``[{"name", "timeout", "order"}]``."""
