@@ -21,6 +21,7 @@ CONSUMER = "cg-host-input"
 
 def settings(**overrides):
     values = dict(logstore="store", consumer_group="cg", consumer=CONSUMER, start_position="begin", pull_count=10,
+                  first_pull_count=10,
                   heartbeat_interval=0.1, checkpoint_interval=0.05, max_batches_in_flight=3, idle_poll_min=0.01,
                   idle_poll_max=0.05, shard_status_ttl=0.05, error_backoff_cap=0.05)
     values.update(overrides)
