@@ -4,9 +4,26 @@ from __future__ import annotations
 
 import signal
 import time
-from typing import List
+from typing import Callable, List, Protocol
 
-__all__ = ["serve_until_terminated"]
+__all__ = ["serve_until_terminated", "serve"]
+
+
+class _Server(Protocol):
+    def start(self) -> object: ...
+
+    def stop(self) -> None: ...
+
+
+def serve(server: _Server, banner: Callable[[], str]) -> int:
+    """Start ``server``, announce it with ``banner()`` (read after start: the URL has its port), serve until
+    SIGTERM or SIGINT, stop it. Returns the exit code, 0."""
+    server.start()
+    try:
+        serve_until_terminated(banner())
+    finally:
+        server.stop()
+    return 0
 
 
 def serve_until_terminated(banner: str) -> None:

@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from ..cli import serve_until_terminated
+from ..cli import serve
 from .server import HecEmulator
 
 
@@ -28,12 +28,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     tokens = {token: {"ack": args.ack, "indexes": args.index} for token in args.token}
     emulator = HecEmulator(host=args.host, port=args.port, tokens=tokens, ack_delay=args.ack_delay,
                            tls=args.tls, record_path=args.record)
-    emulator.start()
-    try:
-        serve_until_terminated(f"hec emulator listening url={emulator.url} ack={args.ack} tokens={len(tokens)}")
-    finally:
-        emulator.stop()
-    return 0
+    return serve(emulator, lambda: f"hec emulator listening url={emulator.url} ack={args.ack} tokens={len(tokens)}")
 
 
 if __name__ == "__main__":

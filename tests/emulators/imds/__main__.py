@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from ..cli import serve_until_terminated
+from ..cli import serve
 from ..sts.tokens import DEFAULT_ISSUER_KEY
 from .server import ImdsEmulator
 
@@ -27,12 +27,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     emulator = ImdsEmulator(args.role_name, account_id=args.account_id, hardened=not args.no_hardened,
                             lifetime=args.lifetime, host=args.host, port=args.port, issuer_key=args.issuer_key)
-    emulator.start()
-    try:
-        serve_until_terminated("metadata emulator listening on %s" % emulator.url)
-    finally:
-        emulator.stop()
-    return 0
+    return serve(emulator, lambda: "metadata emulator listening on %s" % emulator.url)
 
 
 if __name__ == "__main__":

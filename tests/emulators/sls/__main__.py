@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from ..cli import serve_until_terminated
+from ..cli import serve
 from .server import SlsEmulator
 
 
@@ -51,12 +51,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         load_direct(emulator, args.project, args.logstore,
                     DataSpec(kind="actiontrail", seed=args.seed, event_count=args.load_demo, logs_per_group=10))
-    emulator.start()
-    try:
-        serve_until_terminated("SLS emulator listening on %s" % emulator.url)
-    finally:
-        emulator.stop()
-    return 0
+    return serve(emulator, lambda: "SLS emulator listening on %s" % emulator.url)
 
 
 if __name__ == "__main__":

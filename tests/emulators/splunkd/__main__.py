@@ -12,7 +12,7 @@ import json
 import sys
 from typing import List, Optional
 
-from ..cli import serve_until_terminated
+from ..cli import serve
 from .server import SplunkdDouble
 
 
@@ -36,12 +36,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                            port=args.port, tls=not args.http, hec_tokens=seed.get("hec_tokens"))
     for item in seed.get("encrypted", []):
         double.store_encrypted(item["conf"], item["stanza"], item["fields"], item.get("others"))
-    double.start()
-    try:
-        serve_until_terminated(f"splunkd double listening url={double.url} app={args.app}")
-    finally:
-        double.stop()
-    return 0
+    return serve(double, lambda: f"splunkd double listening url={double.url} app={args.app}")
 
 
 if __name__ == "__main__":

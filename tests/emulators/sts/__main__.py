@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from ..cli import serve_until_terminated
+from ..cli import serve
 from .server import Role, StsEmulator
 from .tokens import DEFAULT_ISSUER_KEY
 
@@ -36,12 +36,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     emulator = StsEmulator({args.access_key_id: args.access_key_secret}, args.role, host=args.host, port=args.port,
                            issuer_key=args.issuer_key, lifetime=args.lifetime)
-    emulator.start()
-    try:
-        serve_until_terminated("STS emulator listening on %s" % emulator.url)
-    finally:
-        emulator.stop()
-    return 0
+    return serve(emulator, lambda: "STS emulator listening on %s" % emulator.url)
 
 
 if __name__ == "__main__":
