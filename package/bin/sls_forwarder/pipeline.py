@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Callable, Dict, List, NamedTuple, Optional, Pr
 from .backoff import Backoff
 from .batch import ShardBatch
 from .budget import MemoryBudget, shaped_size
-from .idle import IdlePoller
 from .errors import ConfigError, ForwarderError, InvalidCursorError, RetryableError
+from .idle import IdlePoller
 from .streak import FailureStreak
 from .sls.coordinator import Coordinator
 from .sls.decoder import decode_log_group_list

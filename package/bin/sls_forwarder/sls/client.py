@@ -180,21 +180,24 @@ class SlsClient:
         self._backoff_cap = backoff_cap
         self._base_url = endpoint.base_url(project)
         self._host_header = endpoint.host_header(project)
-        pool_kw: Dict[str, Any] = {
-            "num_pools": 4,
-            "maxsize": pool_size,
-            "block": False,
-            "timeout": urllib3.Timeout(connect=timeout, read=timeout),
-            "retries": False,  # every retry goes through _call, which re-signs and backs off
-        }
-        if endpoint.scheme == "https":
-            pool_kw["cert_reqs"] = "CERT_REQUIRED" if verify_tls else "CERT_NONE"
-            if verify_tls and ca_bundle:
-                pool_kw["ca_certs"] = ca_bundle
-        self._pool = proxy_manager(proxy_url, pool_kw) if proxy_url else urllib3.PoolManager(**pool_kw)
-        # Without a proxy every call goes to one origin, through http.client directly (see OriginConnections).
+        # Through a proxy, urllib3 (CONNECT or absolute-form); otherwise every call goes to one origin, through
+        # http.client directly (see OriginConnections). Exactly one of the two is set.
+        self._proxy: Optional[urllib3.ProxyManager] = None
         self._origin: Optional[OriginConnections] = None
-        if not proxy_url:
+        if proxy_url:
+            pool_kw: Dict[str, Any] = {
+                "num_pools": 4,
+                "maxsize": pool_size,
+                "block": False,
+                "timeout": urllib3.Timeout(connect=timeout, read=timeout),
+                "retries": False,  # every retry goes through _call, which re-signs and backs off
+            }
+            if endpoint.scheme == "https":
+                pool_kw["cert_reqs"] = "CERT_REQUIRED" if verify_tls else "CERT_NONE"
+                if verify_tls and ca_bundle:
+                    pool_kw["ca_certs"] = ca_bundle
+            self._proxy = proxy_manager(proxy_url, pool_kw)
+        else:
             origin = urlsplit(self._base_url)
             tls = tls_context(verify_tls, ca_bundle) if endpoint.scheme == "https" else None
             self._origin = OriginConnections(endpoint.scheme, origin.hostname or endpoint.host,
@@ -357,7 +360,8 @@ class SlsClient:
 
     def close(self) -> None:
         """Close every pooled connection."""
-        self._pool.clear()
+        if self._proxy is not None:
+            self._proxy.clear()
         if self._origin is not None:
             self._origin.close()
 
@@ -455,12 +459,13 @@ class SlsClient:
         if params:
             target += "?" + urlencode(params)
         try:
-            if self._origin is not None:
-                raw = self._origin.request(method, target, body or None, headers)
-            else:
-                proxied = self._pool.urlopen(method, self._base_url + target, body=body or None, headers=headers,
-                                             redirect=False, preload_content=True, decode_content=False)
+            if self._proxy is not None:
+                proxied = self._proxy.urlopen(method, self._base_url + target, body=body or None, headers=headers,
+                                              redirect=False, preload_content=True, decode_content=False)
                 raw = OriginResponse(proxied.status, proxied.headers, proxied.data or b"")
+            else:
+                assert self._origin is not None
+                raw = self._origin.request(method, target, body or None, headers)
         except (Urllib3HTTPError, OSError, http.client.HTTPException) as exc:
             raise self._transport_error(api, exc, headers, credentials) from None
         request_id = raw.headers.get("x-log-requestid", "")

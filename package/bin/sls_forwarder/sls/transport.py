@@ -95,7 +95,7 @@ class OriginConnections:
     def _exchange(self, connection: http.client.HTTPConnection, method: str, target: str, body: Optional[bytes],
                   headers: Mapping[str, str]) -> OriginResponse:
         try:
-            connection.request(method, target, body=body, headers=dict(headers))
+            connection.request(method, target, body=body, headers=headers)
             response = connection.getresponse()
             data = response.read()
         except BaseException:
