@@ -94,6 +94,11 @@ class Faults:
         with self._lock:
             self._queued.setdefault(api, []).append((code, http_status, count))
 
+    def cancel_queued(self, api: str) -> None:
+        """Forget the errors still queued for ``api`` by ``next_errors``."""
+        with self._lock:
+            self._queued.pop(api, None)
+
     def split_after_pulls(self, project: str, logstore: str, shard_id: int, pulls: int,
                           key: Optional[str] = None) -> None:
         """Split a shard right after it has answered ``pulls`` more pulls that returned data.

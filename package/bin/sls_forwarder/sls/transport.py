@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import http.client
+import select
 import ssl
 import threading
 from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional
@@ -80,17 +81,21 @@ class OriginConnections:
         """Send one request and read the whole answer.
 
         Raises:
-            OSError, http.client.HTTPException: connecting, TLS, sending or reading failed. A kept connection the
-                server had closed meanwhile is replaced once without an error.
+            OSError, http.client.HTTPException: connecting, TLS, sending or reading failed. The caller retries: a
+                request that got no answer may still have reached the server, so it is never resent here.
         """
-        with self._lock:
-            connection = self._idle.pop() if self._idle else None
-        if connection is not None:
-            try:
-                return self._exchange(connection, method, target, body, headers)
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                pass  # closed by the server while it was idle: the request never arrived, send it afresh
-        return self._exchange(self._factory(), method, target, body, headers)
+        return self._exchange(self._kept_connection() or self._factory(), method, target, body, headers)
+
+    def _kept_connection(self) -> Optional[http.client.HTTPConnection]:
+        """The newest kept connection the server has not closed; closed ones are dropped on the way."""
+        while True:
+            with self._lock:
+                if not self._idle:
+                    return None
+                connection = self._idle.pop()
+            if _still_open(connection):
+                return connection
+            connection.close()
 
     def _exchange(self, connection: http.client.HTTPConnection, method: str, target: str, body: Optional[bytes],
                   headers: Mapping[str, str]) -> OriginResponse:
@@ -117,6 +122,18 @@ class OriginConnections:
             idle, self._idle = self._idle, []
         for connection in idle:
             connection.close()
+
+
+def _still_open(connection: http.client.HTTPConnection) -> bool:
+    """An idle connection is readable only when the server has closed it (or sent what nobody asked for)."""
+    sock = connection.sock
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):  # closed under us
+        return False
+    return not readable
 
 
 def tls_context(verify: bool, ca_bundle: str = "") -> ssl.SSLContext:
