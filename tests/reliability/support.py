@@ -10,6 +10,7 @@ import base64
 import fcntl
 import json
 import os
+import re
 import threading
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
@@ -22,6 +23,9 @@ from tests.integration.harness import AK_SECRET, GROUP, HEC_TOKEN, LOGSTORE, PRO
 
 FULL = os.environ.get("TA_RELIABILITY_FULL") == "1"
 PROXY_PASSWORD = "proxy-pass-7Hq2Zx9Lw4"
+# The labels the dashboard's Errors tab filters by (the first five) or shows under "All".
+ERROR_LABELS = frozenset({"Permission Error", "Authentication Error", "Connection Error", "Configuration Error",
+                          "Server Error", "Data Error", "Internal Error"})
 # The emulator's cursors are base64(str(CURSOR_BASE + index of the log group in its shard)).
 CURSOR_BASE = 1_500_000_000_000_000_000
 
@@ -257,11 +261,27 @@ class ReliabilityEnv(AddonEnv):
         try:
             if exc_info[0] is None:
                 self.assert_no_secrets()
+                self.assert_errors_labelled()
         finally:
             for running in self.inputs:
                 if running.running:
                     running.kill()
             super().__exit__(*exc_info)
+
+    def assert_errors_labelled(self) -> int:
+        """Every ERROR line of the add-on carries one of the Errors tab's exc_l labels (the tab lists no other);
+        returns how many ERROR lines were checked."""
+        checked = 0
+        for name in os.listdir(self.runner.log_dir):
+            if not name.startswith("ta-aliyun-sls_"):
+                continue
+            with open(os.path.join(self.runner.log_dir, name), encoding="utf-8", errors="replace") as handle:
+                for line in handle:
+                    if re.search(r"\blog_level=(ERROR|CRITICAL)\b", line):
+                        checked += 1
+                        label = re.search(r'\| exc_l="([^"]+)" ', line)
+                        assert label and label.group(1) in ERROR_LABELS, f"{name}: {line.strip()}"
+        return checked
 
     def assert_no_secrets(self) -> int:
         """Grep everything the add-on wrote for every secret; returns how many texts were checked."""

@@ -11,6 +11,7 @@ matters), so the suite stays short.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +42,7 @@ class Case:
     validation_says: Optional[str]      # None: validation cannot know without sending data
     log_says: str
     logstore: str = LOGSTORE
+    errors_tab: Optional[str] = None    # exc_l label of its ERROR lines; None: only warnings (it may heal alone)
     exits: bool = False                 # the stanza itself is invalid: exit 1, splunkd runs it again after interval
     attempts: Optional[Callable[[], int]] = None   # retries observed so far (default: ERROR/WARNING attempt lines)
     extra: Dict[str, object] = field(default_factory=dict)
@@ -91,33 +93,34 @@ def run_cases(env: ReliabilityEnv, tls_hec: HecEmulator, summary: Callable[[Dict
         hec_data[logstore] = env.load(DataSpec(kind="oss_access", seed=702, event_count=300, logs_per_group=10,
                                                id_prefix=f"{logstore}-"), shards=2, logstore=logstore).event_ids()
 
-    def hec_case(name: str, logstore: str, log_says: str, validation_says: Optional[str],
+    def hec_case(name: str, logstore: str, log_says: str, validation_says: Optional[str], errors_tab: str,
                  index: str = "main") -> Case:
         return Case(name, {"delivery": "hec", "hec_destination": name, "logstore": logstore, "index": index},
-                    validation_says, log_says, logstore=logstore)
+                    validation_says, log_says, errors_tab, logstore=logstore)
 
     cases: List[Case] = [
         Case("wrong_secret", {"account": "acct_badsecret"}, "AccessKey secret of account 'acct_badsecret' is wrong",
-             "code=SignatureNotMatch"),
+             "code=SignatureNotMatch", "Authentication Error"),
         Case("unknown_key", {"account": "acct_unknownkey"}, "AccessKey ID of account 'acct_unknownkey' is unknown",
-             "code=Unauthorized"),
+             "code=Unauthorized", "Authentication Error"),
         Case("unknown_project", {"project": "no-such-project"}, "project 'no-such-project' does not exist",
-             "code=ProjectNotExist"),
+             "code=ProjectNotExist", "Configuration Error"),
         Case("unknown_logstore", {"logstore": "missing-store"}, "logstore 'missing-store' does not exist",
-             "code=LogStoreNotExist", logstore="missing-store"),
+             "code=LogStoreNotExist", "Configuration Error", logstore="missing-store"),
         Case("malformed_endpoint", {"endpoint": "http://127.0.0.1:port/x"}, "endpoint", "action=invalid_input",
-             exits=True),
+             "Configuration Error", exits=True),
         Case("unreachable", {"endpoint": f"http://127.0.0.1:{closed_port()}"}, "is unreachable",
              "code=ConnectionError"),
-        Case("quota", {"logstore": "quota-store"}, "maximum", "code=ConsumerGroupQuotaExceed",
+        Case("quota", {"logstore": "quota-store"}, "maximum", "code=ConsumerGroupQuotaExceed", "Configuration Error",
              logstore="quota-store"),
         hec_case("hec_badtoken", "hec-badtoken", "action=hec_config_error code=hec:4",
-                 "HEC token is not valid"),
+                 "HEC token is not valid", "Authentication Error"),
         hec_case("hec_disabled", "hec-disabled", "action=hec_config_error code=hec:1",
-                 "HEC token is disabled"),
-        hec_case("hec_tls", "hec-tls", "TLS certificate of HEC host", "TLS certificate"),
+                 "HEC token is disabled", "Authentication Error"),
+        hec_case("hec_tls", "hec-tls", "TLS certificate of HEC host", "TLS certificate", "Configuration Error"),
         # Validation cannot know the index is refused without indexing an event; the log tells.
-        hec_case("hec_index", "hec-index", "action=hec_config_error code=hec:7", None, index="forbidden"),
+        hec_case("hec_index", "hec-index", "action=hec_config_error code=hec:7", None, "Permission Error",
+                 index="forbidden"),
     ]
     by_code = {"hec_badtoken": "code_4", "hec_disabled": "code_1", "hec_index": "code_7"}
     for case in cases:
@@ -158,6 +161,9 @@ def run_cases(env: ReliabilityEnv, tls_hec: HecEmulator, summary: Callable[[Dict
     for case in cases:
         log, stderr = env.log_text(case.name), runs[case.name].stderr_text()
         assert "Traceback" not in log and "Traceback" not in stderr, (case.name, log[-2000:], stderr[-2000:])
+        # What the dashboard's Errors tab lists for this input (every ERROR line's label is checked on exit).
+        labels = set(re.findall(r'log_level=ERROR .*?\| exc_l="([^"]+)"', log))
+        assert labels == ({case.errors_tab} if case.errors_tab else set()), (case.name, labels)
         if case.name in shares:
             assert shares[case.name] < 0.15, f"{case.name} used {shares[case.name]:.0%} of a core while failing"
             attempts = after[case.name] - before[case.name]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, BinaryIO, Callable, Dict, Mapping, Optional
 
 from .batch import ShardBatch
 from .config import InputConfig, parse_input
+from .error_labels import ErrorLabels
 from .errors import ConfigError, ForwarderError, RetryableError
 
 if TYPE_CHECKING:
@@ -45,6 +46,9 @@ def setup_logging(input_name: str, level: str = "INFO") -> logging.Logger:
         log.Logs.set_context(directory=directory, namespace=None)
     addon_logger = log.Logs().get_logger(f"{APP_LOG_PREFIX}_{input_name}")
     addon_logger.setLevel(level)
+    for handler in addon_logger.handlers:
+        if not any(isinstance(f, ErrorLabels) for f in handler.filters):
+            handler.addFilter(ErrorLabels())  # the dashboard's Errors tab lists ERROR lines by their exc_l label
     core = logging.getLogger("sls_forwarder")
     core.handlers = list(addon_logger.handlers)
     core.setLevel(level)

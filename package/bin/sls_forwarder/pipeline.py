@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Callable, Dict, List, NamedTuple, Optional, Pr
 from .backoff import Backoff
 from .batch import ShardBatch
 from .budget import MemoryBudget, shaped_size
+from .error_labels import DATA
 from .errors import ConfigError, ForwarderError, InvalidCursorError, RetryableError
 from .idle import IdlePoller
 from .streak import FailureStreak
@@ -456,7 +457,7 @@ class ShardConsumer(threading.Thread):
         logger.error("action=cursor_expired shard=%d lost_cursor=%s restart_cursor=%s newest_delivered_time=%d "
                      "message=\"the cursor is no longer valid; reading again from the oldest data still stored. "
                      "Logs written after newest_delivered_time that expired before they were read are lost (gap)\"",
-                     self.shard_id, cursor, oldest, newest)
+                     self.shard_id, cursor, oldest, newest, extra={"exc_l": DATA})
         invalid.pause()
         return oldest
 

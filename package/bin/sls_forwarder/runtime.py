@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Set, Tuple, Union
 
+from .error_labels import CONFIGURATION
 from .errors import ConfigError, ForwarderError
 from .pipeline import Pipeline
 
@@ -139,7 +140,7 @@ class ConsumerLock:
                 announced = True
                 logger.error("action=consumer_lock_busy path=%s holder_pid=%s waited_seconds=%.0f message=\"another "
                              "process consumes with this consumer name; waiting so data is not read twice\"",
-                             self.path, self.holder_pid(), waited)
+                             self.path, self.holder_pid(), waited, extra={"exc_l": CONFIGURATION})
                 stop.wait(retry_interval)
         return False
 

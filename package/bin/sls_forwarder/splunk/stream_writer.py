@@ -7,6 +7,7 @@ import threading
 from typing import BinaryIO, Callable, Optional
 
 from ..batch import ShardBatch
+from ..error_labels import CONNECTION
 
 __all__ = ["StreamSink"]
 
@@ -94,7 +95,7 @@ class StreamSink:
         except (OSError, ValueError) as error:  # ValueError: the stream object was closed
             self._failure = error
             logger.error("action=stream_write_failed error=%s detail=splunkd stopped reading stdout; stopping",
-                         type(error).__name__)
+                         type(error).__name__, extra={"exc_l": CONNECTION})
             if self._stop is not None:
                 self._stop.set()
             raise

@@ -33,6 +33,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ...backoff import Backoff
 from ...batch import ShardBatch
+from ...error_labels import CONFIGURATION, DATA, error_label
 from ...errors import ConfigError, ForwarderError, PermanentError, RetryableError
 from ...streak import FailureStreak
 from .ack_poller import AckPoller
@@ -316,14 +317,15 @@ class HecSink:
                 self._dead_letters.write(records)
                 break
             except OSError as error:
-                logger.error("action=hec_dead_letter_write_failed path=%s error=%s", self._dead_letters.path, error)
+                logger.error("action=hec_dead_letter_write_failed path=%s error=%s", self._dead_letters.path, error,
+                             extra={"exc_l": CONFIGURATION})
                 if backoff.wait(self._abort):
                     return False
         for record in records:
             logger.error("action=hec_dead_letter shard=%d cursor=%s event_index=%d reason=%s code=%s status=%d "
                          "path=%s detail=%s", record["shard"], record["cursor"], record["event_index"],
                          record["reason"], record["hec_code"] or "none", record["status"], self._dead_letters.path,
-                         record["text"])
+                         record["text"], extra={"exc_l": DATA})
         return True
 
     # -- logging ---------------------------------------------------------------------------------------------
@@ -340,7 +342,7 @@ class HecSink:
         if changed and isinstance(error, ConfigError):
             logger.error("action=hec_config_error code=%s status=%d %s retry_every=%gs detail=%s",
                          error.code or "none", error.status, request.describe(), self.config.config_retry_interval,
-                         error.message)
+                         error.message, extra={"exc_l": error_label(error)})
         elif changed:
             logger.warning("action=hec_retry code=%s status=%d %s detail=%s", error.code or "none", error.status,
                            request.describe(), error.message)
