@@ -41,8 +41,8 @@ class Case:
     params: Dict[str, object]
     validation_says: Optional[str]      # None: validation cannot know without sending data
     log_says: str
-    logstore: str = LOGSTORE
     errors_tab: Optional[str] = None    # exc_l label of its ERROR lines; None: only warnings (it may heal alone)
+    logstore: str = LOGSTORE
     exits: bool = False                 # the stanza itself is invalid: exit 1, splunkd runs it again after interval
     attempts: Optional[Callable[[], int]] = None   # retries observed so far (default: ERROR/WARNING attempt lines)
     extra: Dict[str, object] = field(default_factory=dict)
