@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import os
 import select
 import threading
 import time
@@ -110,3 +111,25 @@ def test_connection_close_from_the_server_is_honoured(server: _Server) -> None:
     origin.request("GET", "/a", None, {})
     assert server.connections == 2
     origin.close()
+
+
+def test_connections_on_descriptors_above_1023_are_kept(server: _Server) -> None:
+    """select() cannot watch such descriptors; an input with hundreds of shards has them."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1100:
+        pytest.skip(f"the hard limit of open files is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1100), hard))
+    filler = [open(os.devnull) for _ in range(1030)]
+    try:
+        origin = _origin(server)
+        origin.request("GET", "/a", None, {})
+        assert origin._idle[0].sock.fileno() > 1023  # type: ignore[union-attr]
+        origin.request("GET", "/b", None, {})
+        assert server.connections == 1
+        origin.close()
+    finally:
+        for handle in filler:
+            handle.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -130,10 +130,13 @@ def _still_open(connection: http.client.HTTPConnection) -> bool:
     if sock is None:
         return False
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
+        if hasattr(select, "poll"):  # select() fails on descriptors above 1023, which hundreds of shards reach
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return not poller.poll(0)
+        return not select.select([sock], [], [], 0)[0]  # Windows: no poll, and no such limit
     except (OSError, ValueError):  # closed under us
         return False
-    return not readable
 
 
 def tls_context(verify: bool, ca_bundle: str = "") -> ssl.SSLContext:
