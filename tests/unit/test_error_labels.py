@@ -7,6 +7,7 @@ import logging
 from typing import Iterator, Tuple
 
 import pytest
+from solnlib import log
 
 from sls_forwarder.error_labels import (AUTHENTICATION, CONFIGURATION, CONNECTION, DATA, INTERNAL, PERMISSION, SERVER,
                                         ErrorLabels, error_label)
@@ -67,6 +68,7 @@ def test_error_lines_carry_a_label_and_other_lines_do_not(logged) -> None:
         raise RetryableError("cannot connect", code="ConnectionError")
     except RetryableError:
         logger.exception("action=shard_consumer_crashed shard=%d", 1)
+    log.log_exception(logger, ValueError("from solnlib"), "Server Error", full_msg=False)
     lines = [line for line in first.getvalue().splitlines() if line.startswith("log_level=")]
     assert lines == [
         "log_level=WARNING | action=sls_retry code=ReadQuotaExceed",
@@ -75,5 +77,6 @@ def test_error_lines_carry_a_label_and_other_lines_do_not(logged) -> None:
         'log_level=ERROR | exc_l="Data Error" action=cursor_expired shard=3 lost 100% of nothing',
         'log_level=ERROR | exc_l="Internal Error" action=worker_kill_failed pid=42',
         'log_level=ERROR | exc_l="Connection Error" action=shard_consumer_crashed shard=1',
+        'log_level=ERROR | exc_l="Server Error" ',  # solnlib's own label, kept (its message starts on a new line)
     ]
     assert second.getvalue() == first.getvalue()  # the second handler saw the same record, labelled once

@@ -57,10 +57,10 @@ class ErrorLabels(logging.Filter):
     """Put ``exc_l="<label>"`` in front of every ERROR and CRITICAL line (a handler filter; it drops nothing)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.ERROR and not getattr(record, "exc_l_written", False):
+        # Several handlers see the same record, and solnlib's log_exception writes its own label.
+        if record.levelno >= logging.ERROR and not str(record.msg).startswith("exc_l="):
             label = getattr(record, "exc_l", None) or self._label_of(record)
             record.msg = 'exc_l="%s" %s' % (label, record.msg)
-            record.exc_l_written = True  # several handlers share one record
         return True
 
     @staticmethod
