@@ -17,15 +17,17 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 import psutil
 
+from sls_forwarder.error_labels import AUTHENTICATION, CONFIGURATION, CONNECTION, DATA, INTERNAL, PERMISSION, SERVER
+
 from tests.emulators.hec import HecEmulator
 from tests.emulators.sls.protobuf import decode_log_group
 from tests.integration.harness import AK_SECRET, GROUP, HEC_TOKEN, LOGSTORE, PROJECT, AddonEnv
 
 FULL = os.environ.get("TA_RELIABILITY_FULL") == "1"
 PROXY_PASSWORD = "proxy-pass-7Hq2Zx9Lw4"
-# The labels the dashboard's Errors tab filters by (the first five) or shows under "All".
-ERROR_LABELS = frozenset({"Permission Error", "Authentication Error", "Connection Error", "Configuration Error",
-                          "Server Error", "Data Error", "Internal Error"})
+# The labels the dashboard's Errors tab filters by (the first five; tests/integration/test_errors_tab.py) or shows
+# under "All".
+ERROR_LABELS = frozenset({PERMISSION, AUTHENTICATION, CONNECTION, CONFIGURATION, SERVER, DATA, INTERNAL})
 # The emulator's cursors are base64(str(CURSOR_BASE + index of the log group in its shard)).
 CURSOR_BASE = 1_500_000_000_000_000_000
 
